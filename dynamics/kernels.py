@@ -1,0 +1,253 @@
+"""Numba kernels of the point-attractor tissue: activations, energy, one Langevin step.
+
+All kernels take plain arrays. States are ``(N, B)``: the trial axis is
+contiguous per neuron, so one load of a neuron's synapse row serves every
+trial. Work is split into a *fixed* number of neuron chunks (independent of the
+thread count), and reductions add the chunk partials in chunk order, so results
+are bit-identical with 1 or many threads.
+
+Activation codes (``act``): 0 hard sigmoid, 1 sigmoid, 2 tanh, 3 linear.
+
+The hard sigmoid is integrated in its *projected* form: the state is kept in the
+box [0, 1] (``s <- clip(s + dt * f, 0, 1)``), inside which ``rho(s) = s``. The
+fixed points are those of ``s = clip(h, 0, 1)``; projected gradient descent
+on the box never increases the energy for ``dt <= 2 / L``.
+
+Noise is a counter-based hash of ``(seed, step, neuron, trial)`` (SplitMix64 and
+Box-Muller), so a stream does not depend on the thread count and a resumed run
+continues it exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange, uint32
+
+HARD_SIGMOID, SIGMOID, TANH, LINEAR = 0, 1, 2, 3
+ACT_CODES = {"hard_sigmoid": HARD_SIGMOID, "sigmoid": SIGMOID, "tanh": TANH, "linear": LINEAR}
+CHUNK = 1024  # neurons per work chunk (fixed: makes reductions thread-count independent)
+
+# the fastmath subset that keeps NaN/inf semantics (no 'nnan', no 'ninf')
+FM = {"reassoc", "contract", "arcp"}
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_M3 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_TWO_M53 = 1.0 / 9007199254740992.0
+
+
+@njit(inline="always", cache=True)
+def splitmix64(x):
+    z = x + _M1
+    z = (z ^ (z >> _S30)) * _M2
+    z = (z ^ (z >> _S27)) * _M3
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True)
+def step_key(seed, step):
+    """The per-step key of the noise stream."""
+    return splitmix64(splitmix64(np.uint64(seed)) ^ np.uint64(step))
+
+
+@njit(inline="always", cache=True)
+def hash_normal(key, i, b):
+    """A standard normal deviate from ``(key, neuron i, trial b)``."""
+    h = splitmix64(splitmix64(key ^ np.uint64(i)) ^ np.uint64(b))
+    h2 = splitmix64(h)
+    u1 = (np.float64(h >> _S11) + 0.5) * _TWO_M53
+    u2 = np.float64(h2 >> _S11) * _TWO_M53
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(inline="always", cache=True)
+def rho(x, act):
+    if act == HARD_SIGMOID:
+        return min(max(x, 0.0), 1.0)
+    elif act == SIGMOID:
+        return 1.0 / (1.0 + math.exp(-x))
+    elif act == TANH:
+        return math.tanh(x)
+    return x
+
+
+@njit(inline="always", cache=True)
+def drho(x, act):
+    """Derivative of ``rho``; 1 for the (projected) hard sigmoid."""
+    if act == SIGMOID:
+        r = 1.0 / (1.0 + math.exp(-x))
+        return r * (1.0 - r)
+    elif act == TANH:
+        t = math.tanh(x)
+        return 1.0 - t * t
+    return 1.0
+
+
+def n_chunks(n: int) -> int:
+    return (n + CHUNK - 1) // CHUNK
+
+
+@njit(parallel=True, cache=True, fastmath=FM)
+def rates(s, act, out):
+    """``out = rho(s)`` for an (N, B) state."""
+    n, nb = s.shape
+    for i in prange(n):
+        for b in range(nb):
+            out[i, b] = rho(s[i, b], act)
+
+
+@njit(parallel=True, cache=True, fastmath=FM)
+def langevin_step(nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key, act,
+                  write_v, vpart, spart):
+    """One Euler-Maruyama step ``s_out = s + dt * f(s) + noise * xi``.
+
+    ``f = -s + rho'(s) * (W rho(s) + b)`` is the force ``-dE/ds``. ``frozen``
+    neurons (inputs, dead voxels) keep their state. ``mask[b]`` (0 or 1) freezes
+    whole trials. ``r`` holds ``rho(s)``; for the hard sigmoid and linear
+    activations pass ``r is s`` and ``r_out is s_out``. Per chunk ``c`` and
+    trial ``b``, ``vpart[c, b]`` receives the largest drift speed ``|ds/dt|``
+    (projected for the hard sigmoid; noise excluded) and ``spart[c, b]`` the
+    largest ``|s_out|``. ``v_out`` receives the drift velocity of ``s`` when
+    ``write_v`` (also for frozen trials, whose state does not move).
+
+    Rows are compact (``deg``), and indices are read as unsigned so that no
+    negative-index wrap-around check sits in the gather loop.
+    """
+    n, nb = s.shape
+    nch = vpart.shape[0]
+    separate_r = act == SIGMOID or act == TANH
+    idt = 1.0 / dt
+    zero = s.dtype.type(0.0)
+    one = s.dtype.type(1.0)
+    for c in prange(nch):
+        lo = c * CHUNK
+        hi = min(n, lo + CHUNK)
+        h = np.empty(nb, dtype=s.dtype)
+        y = np.empty(nb, dtype=s.dtype)
+        v = np.empty(nb, dtype=s.dtype)
+        vloc = np.zeros(nb, dtype=s.dtype)
+        sloc = np.zeros(nb, dtype=s.dtype)
+        bad = np.zeros(nb, dtype=s.dtype)  # becomes NaN if any y or v is not finite
+        for i in range(lo, hi):
+            if frozen[i]:
+                for b in range(nb):
+                    s_out[i, b] = s[i, b]
+                    sloc[b] = max(sloc[b], abs(s[i, b]))
+                if separate_r:
+                    for b in range(nb):
+                        r_out[i, b] = r[i, b]
+                if write_v:
+                    for b in range(nb):
+                        v_out[i, b] = 0.0
+                continue
+            # the field h = W rho(s) + b: the hot loop
+            if nb == 1:
+                acc = bias[i]
+                for k in range(deg[i]):
+                    acc += w[i, k] * r[uint32(nbr[i, k]), 0]
+                h[0] = acc
+            else:
+                bi = bias[i]
+                for b in range(nb):
+                    h[b] = bi
+                for k in range(deg[i]):
+                    j = uint32(nbr[i, k])
+                    wk = w[i, k]
+                    for b in range(nb):
+                        h[b] += wk * r[j, b]
+            # drift v = f (projected for the hard sigmoid) and the noiseless step y
+            if act == HARD_SIGMOID:
+                for b in range(nb):
+                    x = s[i, b]
+                    y[b] = min(max(x + dt * (h[b] - x), zero), one)
+                    v[b] = (y[b] - x) * idt
+            elif act == LINEAR:
+                for b in range(nb):
+                    v[b] = h[b] - s[i, b]
+                    y[b] = s[i, b] + dt * v[b]
+            elif act == SIGMOID:
+                for b in range(nb):
+                    ri = r[i, b]
+                    v[b] = ri * (one - ri) * h[b] - s[i, b]
+                    y[b] = s[i, b] + dt * v[b]
+            else:  # TANH
+                for b in range(nb):
+                    ri = r[i, b]
+                    v[b] = (one - ri * ri) * h[b] - s[i, b]
+                    y[b] = s[i, b] + dt * v[b]
+            if noise > 0.0:
+                for b in range(nb):
+                    x = s[i, b]
+                    f = h[b] - x if act == HARD_SIGMOID else v[b]
+                    yy = x + dt * f + noise * hash_normal(key, i, b)
+                    if act == HARD_SIGMOID:
+                        yy = min(max(yy, 0.0), 1.0)
+                    y[b] = yy
+            for b in range(nb):
+                x = s[i, b]
+                yb = x + mask[b] * (y[b] - x)
+                s_out[i, b] = yb
+                vloc[b] = max(vloc[b], abs(v[b]))
+                sloc[b] = max(sloc[b], abs(yb))
+                bad[b] += (yb - yb) + (v[b] - v[b])
+            if write_v:
+                for b in range(nb):
+                    v_out[i, b] = v[b]
+            if separate_r:
+                for b in range(nb):
+                    r_out[i, b] = rho(s_out[i, b], act)
+        for b in range(nb):
+            if bad[b] == 0.0:
+                vpart[c, b] = vloc[b]
+                spart[c, b] = sloc[b]
+            else:  # NaN or inf somewhere in this chunk
+                vpart[c, b] = np.nan
+                spart[c, b] = np.inf
+
+
+@njit(parallel=True, cache=True)
+def energy(nbr, deg, w, bias, alive, s, act, epart):
+    """Energy per trial: ``E = 1/2 sum s^2 - 1/2 sum_ij W_ij r_i r_j - sum b r``
+    over living neurons (float64 accumulation in fixed chunk order)."""
+    n, nb = s.shape
+    nch = epart.shape[0]
+    for c in prange(nch):
+        lo = c * CHUNK
+        hi = min(n, lo + CHUNK)
+        acc = np.zeros(nb, dtype=np.float64)
+        for i in range(lo, hi):
+            if not alive[i]:
+                continue
+            for b in range(nb):
+                x = np.float64(s[i, b])
+                ri = rho(x, act)
+                hh = 0.0
+                for k in range(deg[i]):
+                    hh += np.float64(w[i, k]) * rho(np.float64(s[nbr[i, k], b]), act)
+                acc[b] += 0.5 * x * x - 0.5 * ri * hh - np.float64(bias[i]) * ri
+        for b in range(nb):
+            epart[c, b] = acc[b]
+    out = np.zeros(nb, dtype=np.float64)
+    for c in range(nch):
+        for b in range(nb):
+            out[b] += epart[c, b]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def force(nbr, deg, w, bias, frozen, s, act, out):
+    """The force ``-dE/ds`` (0 on frozen neurons), in float64."""
+    n, nb = s.shape
+    for i in prange(n):
+        for b in range(nb):
+            if frozen[i]:
+                out[i, b] = 0.0
+                continue
+            hh = np.float64(bias[i])
+            for k in range(deg[i]):
+                hh += np.float64(w[i, k]) * rho(np.float64(s[nbr[i, k], b]), act)
+            x = np.float64(s[i, b])
+            out[i, b] = -x + drho(x, act) * hh
