@@ -140,7 +140,7 @@ class Lattice:
         if c.shape != (3,) or not np.all(np.isfinite(c)):
             raise ValueError(f"ball centre must be three finite numbers, got {center!r}")
         if np.any(c < 0) or np.any(c > np.asarray(self.shape) - 1):
-            raise ValueError(f"ball centre {tuple(c)} lies outside the lattice {self.shape}")
+            raise ValueError(f"ball centre {tuple(float(v) for v in c)} lies outside the lattice {self.shape}")
         if not np.isfinite(radius) or radius < 0:
             raise ValueError(f"ball radius must be >= 0, got {radius!r}")
         d2 = ((self.coords() - c) ** 2).sum(axis=1)

@@ -126,8 +126,6 @@ class Recorder:
         self.attrs.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.attrs.setdefault("activation_function", tissue.activation)
         self.attrs.setdefault("dt", float(engine.dt))
-        self.attrs.setdefault("temperature", float(engine.temperature))
-        self.attrs.setdefault("noise_seed", int(engine.seed))
         self.attrs.setdefault("tissue_seed", -1 if tissue.seed is None else int(tissue.seed))
         self._static = xr.Dataset(
             {
@@ -205,6 +203,7 @@ class Recorder:
             full.to_zarr(self.path, mode="w", zarr_format=3, consolidated=False, encoding=enc)
             self._created = True
         else:
+            ds.attrs.update(_jsonable(self.attrs))  # an xarray append rewrites the root attributes
             ds.to_zarr(self.path, append_dim="time", consolidated=False)
 
     # ------------------------------------------------------------ checkpoint
@@ -235,8 +234,8 @@ class Recorder:
             else:
                 a = g.create_array(key, shape=arr.shape, dtype=arr.dtype, overwrite=True)
                 a[...] = arr
-        g.attrs.update({"step": int(step), "status": status, "message": message, "slot": slot,
-                        "carry": sorted(arrays)})
+        g.update_attributes({"step": int(step), "status": status, "message": message, "slot": slot,
+                             "carry": sorted(arrays)})
 
     def finish(self, step, dt, s, r, v, energy, carry=None) -> None:
         """Record the final state as the last frame, flush and checkpoint it."""
@@ -303,17 +302,30 @@ def read_checkpoint(path):
 
 
 def truncate_after(path, step: int) -> int:
-    """Drop recorded frames with a step beyond ``step`` (the checkpoint of an
-    interrupted run); returns the number of frames kept."""
+    """Make every time-indexed array of an interrupted store end at checkpoint ``step``.
+
+    A kill in the middle of an append can leave the arrays with different
+    lengths and unwritten (fill-value) steps at the end. Every frame up to the
+    checkpoint was complete before the checkpoint was written, so the valid
+    frames are the increasing prefix of ``step`` up to ``step``; everything
+    after it is cut (the resumed run writes it again). Returns the number of
+    frames kept; raises ``RuntimeError`` if the store lacks frames the
+    checkpoint needs (a damaged store).
+    """
     root = zarr.open_group(Path(path), mode="a")
     if "step" not in root:
         return 0
     steps = np.asarray(root["step"][...])
-    keep = int(np.searchsorted(steps, step, side="right"))
+    bad = np.flatnonzero(np.diff(steps) <= 0)
+    valid = steps[: bad[0] + 1] if len(bad) else steps
+    keep = int(np.searchsorted(valid, step, side="right"))
     for name in list(root.array_keys()):
         arr = root[name]
         dims = arr.metadata.dimension_names or ()
         if dims and dims[0] == "time" and arr.shape[0] != keep:
+            if arr.shape[0] < keep:
+                raise RuntimeError(f"{path}: {name} holds {arr.shape[0]} frames but the checkpoint "
+                                   f"at step {step} needs {keep}; the store is damaged")
             arr.resize((keep,) + arr.shape[1:])
     return keep
 
@@ -329,7 +341,7 @@ def save_tissue(tissue, path, group: str = "tissue") -> None:
                       ("role", tissue.role), ("group", tissue.group)):
         a = g.create_array(name, shape=arr.shape, dtype=arr.dtype)
         a[...] = arr
-    g.attrs.update({
+    g.update_attributes({
         "shape": list(tissue.lattice.shape), "spacing": tissue.lattice.spacing,
         "activation": tissue.activation, "seed": -1 if tissue.seed is None else int(tissue.seed),
         "meta": json.dumps(tissue.meta, default=_default),

@@ -1,0 +1,214 @@
+"""The ``tissue`` command line.
+
+::
+
+    tissue run CONFIG.toml --out RUN.zarr [--resume | --overwrite] [--quiet]
+    tissue info RUN.zarr
+    tissue demo [--out DIR] [--size N] [--quiet]
+    tissue check CONFIG.toml          # validate; print the canonical config as TOML
+    tissue check --schema             # every key, its default and what it allows
+
+Exit status: 0 done, 2 bad configuration or refused (one line on stderr, no
+traceback), 3 the simulation diverged (the store keeps the last finite frame),
+130 interrupted (resume with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def _progress(args) -> bool:
+    """Bars only for a person watching: not with --quiet, not when stderr is a pipe or file."""
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config
+
+    cfg = load_config(Path(args.config))   # validated before anything else happens
+    from .run import run
+
+    summary = run(cfg, args.out, resume=args.resume, overwrite=args.overwrite, progress=_progress(args))
+    if summary.status == "already complete":
+        print(f"{args.out} is already complete; nothing to do")
+        return EXIT_OK
+    if not args.quiet:
+        print("\n".join(summary.lines()))
+    return EXIT_OK
+
+
+def _cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, size=args.size, progress=_progress(args), echo=None if args.quiet else print)
+    return EXIT_OK
+
+
+def _cmd_check(args) -> int:
+    from .config import describe, load_config, to_toml
+
+    if args.schema:
+        print(describe())
+        return EXIT_OK
+    if args.config is None:
+        raise _UsageError("check needs CONFIG.toml (or --schema)")
+    print(to_toml(load_config(Path(args.config))), end="")
+    return EXIT_OK
+
+
+def _cmd_info(args) -> int:
+    import zarr
+
+    from tissue import open_run
+    from tissue.records import read_checkpoint
+
+    path = Path(args.store)
+    if not (path / "zarr.json").is_file():
+        raise _UsageError(f"{path} is not a run store (no zarr.json)")
+    ds = open_run(path)
+    attrs = dict(zarr.open_group(path, mode="r").attrs)
+    config = attrs.get("config")
+    config = json.loads(config) if isinstance(config, str) else config
+    print(f"{path}")
+    print(f"  status: {attrs.get('status', 'unknown')}"
+          + (f" ({attrs['message']})" if attrs.get("message") else ""))
+    if "name" in attrs or "package_version" in attrs:
+        print(f"  name: {attrs.get('name', '?')}   seed: {attrs.get('seed', '?')}   "
+              f"package: {attrs.get('package', 'neural-tissue')} {attrs.get('package_version', '?')}   "
+              f"created: {attrs.get('created', '?')}")
+    print("  dims: " + ", ".join(f"{k}={v}" for k, v in ds.sizes.items()))
+    print("  variables:")
+    for name, var in ds.data_vars.items():
+        print(f"    {name:<11} ({', '.join(var.dims)}) {var.dtype}  {var.attrs.get('long_name', '')}")
+    if "step" in ds.coords and ds.sizes.get("time", 0):
+        steps = ds.step.values
+        every = (config or {}).get("record", {}).get("every", 0)
+        print(f"  steps recorded: {len(steps)} frames, step {steps[0]} .. {steps[-1]}"
+              + (f" (every {every})" if every else "")
+              + f", model time {float(ds.time.values[0]):g} .. {float(ds.time.values[-1]):g}")
+    ck = read_checkpoint(path)
+    if ck is not None:
+        print(f"  checkpoint: step {ck[0]} ({ck[3].get('status', '?')})")
+    if config:
+        print("  config: " + _config_summary(config, attrs))
+    if "overlap" in ds and "target" in ds and ds.sizes.get("time", 0):
+        target = ds.target.values
+        m = ds.overlap.isel(time=-1).values
+        print("  final overlap with the cued pattern: "
+              + ", ".join(f"trial {b}: {m[b, target[b]]:.3f}" for b in range(len(target))))
+    ds.close()
+    return EXIT_OK
+
+
+def _config_summary(c: dict, attrs: dict) -> str:
+    t = c.get("tissue", {})
+    shape = "x".join(str(n) for n in t.get("shape", []))
+    wiring = f"radius {t['radius']}" if "radius" in t else f"stencil {t.get('stencil')}"
+    parts = [f"tissue {shape} {wiring} {t.get('activation')} {t.get('dtype')}"
+             + (f" small_world {t['small_world']}" if t.get("small_world") else "")]
+    if "patterns" in c:
+        p = c["patterns"]
+        parts.append(f"patterns {p['count']} (gain {p['gain']}, cue_flip {p['cue_flip']}, "
+                     f"{p['trials_per_pattern']} trial(s) each)")
+    if "input" in c:
+        parts.append(f"input {json.dumps(c['input']['region'])} = {c['input']['value']}")
+    d = c.get("dynamics", {})
+    starts = attrs.get("phase_starts")
+    starts = json.loads(starts) if isinstance(starts, str) else starts
+    phases = []
+    for k, ph in enumerate(d.get("phases", [])):
+        at = f" from step {starts[k]}" if starts and k < len(starts) else ""
+        phases.append(f"T={ph['temperature']:g} x {ph['steps']}{at}")
+    parts.append(f"dynamics dt {d.get('dt')} tol {d.get('tol')}; phases: " + ", ".join(phases))
+    r = c.get("record", {})
+    parts.append(f"record every {r.get('every')} {'/'.join(r.get('variables', []))}")
+    return "; ".join(parts)
+
+
+class _UsageError(Exception):
+    """A one-line error of the command line (exit status 2)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tissue", description="Spatial neural tissue: settle 3D voxel tissues, record, inspect.",
+        epilog="exit status: 0 ok, 2 bad config or refused, 3 diverged, 130 interrupted")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run a TOML config into a zarr store",
+                       description="Validate CONFIG.toml, then build, settle and record into RUN.zarr.")
+    r.add_argument("config", metavar="CONFIG.toml")
+    r.add_argument("--out", required=True, metavar="RUN.zarr", help="the run store to write")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true",
+                   help="continue an interrupted store from its checkpoint (same config only)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing run store")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no summary")
+    r.set_defaults(func=_cmd_run)
+
+    i = sub.add_parser("info", help="describe a run store")
+    i.add_argument("store", metavar="RUN.zarr")
+    i.set_defaults(func=_cmd_info)
+
+    d = sub.add_parser("demo", help="pattern recall in a 32^3 tissue, with pictures",
+                       description="Store 3 smooth 3D patterns, recall them from 25%%-flipped cues at "
+                                   "T=0.02 then T=0; write DIR/run.zarr (replaced if present), "
+                                   "DIR/slices.png and DIR/energy_overlap.png.")
+    d.add_argument("--out", default="demo-out", metavar="DIR", help="output directory (default: demo-out)")
+    d.add_argument("--size", type=int, default=None, metavar="N",
+                   help="an N^3 tissue instead of 32^3 (quick runs)")
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no summary")
+    d.set_defaults(func=_cmd_demo)
+
+    c = sub.add_parser("check", help="validate a config and print it in canonical form")
+    c.add_argument("config", nargs="?", metavar="CONFIG.toml")
+    c.add_argument("--schema", action="store_true", help="print every key, its default and what it allows")
+    c.set_defaults(func=_cmd_check)
+    return p
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``tissue`` console script; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from .config import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_USAGE
+    except _UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `tissue info RUN.zarr | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        hint = (f"; continue with: tissue run {args.config} --out {args.out} --resume"
+                if args.command == "run" else "")
+        print(f"interrupted{hint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        from dynamics import SimulationDiverged  # imported late: config errors stay quick
+
+        from .run import RunRefused
+
+        if isinstance(err, SimulationDiverged):
+            where = getattr(args, "out", None)
+            print(f"error: {err}" + (f"; {where} keeps the last finite frame" if where else ""),
+                  file=sys.stderr)
+            return EXIT_DIVERGED
+        if isinstance(err, RunRefused):
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
