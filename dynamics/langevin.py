@@ -238,7 +238,10 @@ class Langevin:
             mask[:] = np.asarray(carry["active"], dtype=bool)
             taken[:] = carry["taken"]
             converged[:] = np.asarray(carry["converged"], dtype=bool)
-        speed = np.full(nb, np.inf)
+        rec_e = rec is not None and "energy" in rec.variables
+
+        def frame_energy(state):
+            return self.energy(tissue, state.T) if rec_e else None
 
         def bookkeeping():
             return {"active": mask > 0, "taken": taken, "converged": converged}
@@ -263,13 +266,12 @@ class Langevin:
                            f"max |ds/dt| = {vmax[bad]:.3g}, blowup limit {self.blowup:g}); "
                            f"lower dt or the weights, or enable homeostasis")
                     if rec is not None:
-                        rec.write_frame(t, self.dt, s, r, None, self.energy(tissue, s.T), tissue)
+                        rec.write_frame(t, self.dt, s, r, None, frame_energy(s))
                         rec.checkpoint(t, s, status="diverged", message=msg, carry=bookkeeping())
                     raise SimulationDiverged(msg, s.T.copy(), t)
                 active = mask > 0
-                speed[active] = vmax[active]
                 if rec_now:
-                    rec.write_frame(t, self.dt, s, r, v if write_v else None, self.energy(tissue, s.T), tissue)
+                    rec.write_frame(t, self.dt, s, r, v if write_v else None, frame_energy(s))
                 newly = active & (vmax < self.tol)
                 converged[active] = vmax[active] < self.tol
                 if stop_on_converge and newly.any():
@@ -293,16 +295,16 @@ class Langevin:
                     break
             rates = r if separate_r else s
             e = self.energy(tissue, s.T)
+            # the drift speed of the state returned (mask 0: nothing moves, no noise)
+            K.langevin_step(syn.nbr, syn.deg, syn.w, bias, frozen, s, r, s_b, r_b, v, np.zeros_like(mask),
+                            dtype.type(self.dt), 0.0, np.uint64(0), act, write_v, vpart, spart)
+            speed = vpart.max(axis=0)
+            converged = speed < self.tol
             if rec is not None:
-                if write_v:  # the drift of the final state (mask 0: nothing moves)
-                    K.langevin_step(syn.nbr, syn.deg, syn.w, bias, frozen, s, r, s_b, r_b, v, np.zeros_like(mask),
-                                    dtype.type(self.dt), 0.0, np.uint64(0), act, True, vpart, spart)
                 rec.finish(t, self.dt, s, rates, v if write_v else None, e, carry=bookkeeping())
         finally:
             if bar is not None:
                 bar.close()
-        if not stop_on_converge:
-            speed = vmax
         return SettleResult(
             state=s.T.copy(), rates=rates.T.copy(), steps=taken, converged=converged, energy=e,
             speed=speed, step_end=t, lattice=tissue.lattice, alive=tissue.alive.copy(),

@@ -126,6 +126,8 @@ class Recorder:
         self.attrs.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
         self.attrs.setdefault("activation_function", tissue.activation)
         self.attrs.setdefault("dt", float(engine.dt))
+        self.attrs.setdefault("temperature", float(engine.temperature))
+        self.attrs.setdefault("noise_seed", int(engine.seed))
         self.attrs.setdefault("tissue_seed", -1 if tissue.seed is None else int(tissue.seed))
         self._static = xr.Dataset(
             {
@@ -154,37 +156,45 @@ class Recorder:
 
     # ---------------------------------------------------------------- frames
     def write_frame(self, step, dt, s, r, v, energy, tissue=None) -> None:
-        """Buffer the frame of step ``step`` from internal ``(N, B)`` arrays."""
+        """Buffer the frame of step ``step`` from internal ``(N, B)`` arrays
+        (``v`` None records zero velocity; ``energy`` is needed if recorded)."""
         if self._last_step is not None and step <= self._last_step:
             return  # already recorded (e.g. the final frame fell on a record step)
         self._last_step = step
         nb = s.shape[1]
-        dims = ("time", "trial", "x", "y", "z")
 
         def grid(a):
             g = a.reshape(self._shape + (nb,))[self._sel]
-            return np.moveaxis(g, -1, 0)[None].astype(np.float32)
+            return np.moveaxis(g, -1, 0).astype(np.float32)
 
-        data = {}
+        frame = {"time": float(step) * dt, "step": int(step)}
         if "activation" in self.variables:
-            data["activation"] = (dims, grid(r))
+            frame["activation"] = grid(r)
         if "state" in self.variables:
-            data["state"] = (dims, grid(s))
+            frame["state"] = grid(s)
         if "velocity" in self.variables:
-            data["velocity"] = (dims, grid(v) if v is not None else np.zeros((1, nb) + tuple(
-                np.subtract(self._hi, self._lo)), np.float32))
+            frame["velocity"] = grid(v) if v is not None else np.zeros(
+                (nb,) + tuple(np.subtract(self._hi, self._lo)), np.float32)
         if "energy" in self.variables:
-            data["energy"] = (("time", "trial"), np.asarray(energy, np.float64)[None])
-        ds = xr.Dataset(data, coords={"time": [float(step) * dt], "step": ("time", [int(step)])})
-        self._buf.append(ds)
+            frame["energy"] = np.asarray(energy, np.float64)
+        self._buf.append(frame)
         if len(self._buf) >= self.chunk:
             self.flush()
+
+    def _buffered_dataset(self) -> xr.Dataset:
+        buf, self._buf = self._buf, []
+        dims = ("time", "trial", "x", "y", "z")
+        data = {}
+        for name in self.variables:
+            arr = np.stack([f[name] for f in buf])
+            data[name] = (dims if name != "energy" else ("time", "trial"), arr)
+        coords = {"time": [f["time"] for f in buf], "step": ("time", [f["step"] for f in buf])}
+        return xr.Dataset(data, coords=coords)
 
     def flush(self) -> None:
         if not self._buf:
             return
-        ds = xr.concat(self._buf, dim="time") if len(self._buf) > 1 else self._buf[0]
-        self._buf = []
+        ds = self._buffered_dataset()
         if self.path is None:
             self._mem.append(ds)
             return
