@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange, uint32
+from numba import carray, njit, prange, uint32
+
+from ._llvm import TB, bitsf, fbits, izeros, stack_buffer
 
 HARD_SIGMOID, SIGMOID, TANH, LINEAR = 0, 1, 2, 3
 ACT_CODES = {"hard_sigmoid": HARD_SIGMOID, "sigmoid": SIGMOID, "tanh": TANH, "linear": LINEAR}
@@ -99,6 +101,135 @@ def rates(s, act, out):
             out[i, b] = rho(s[i, b], act)
 
 
+@njit(inline="always", cache=True, fastmath=FM)
+def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key, act,
+           write_v, vpart, spart, h, y, v, vloc, sloc):
+    """The work of one chunk with the given scratch rows (inlined at both call sites)."""
+    nb = s.shape[1]
+    separate_r = act == SIGMOID or act == TANH
+    zero = s.dtype.type(0.0)
+    one = s.dtype.type(1.0)
+    idt = one / dt
+    fast = act == HARD_SIGMOID and not noise > 0.0 and not write_v
+    for b in range(nb):
+        vloc[b] = 0
+        sloc[b] = 0
+    for i in range(lo, hi):
+        if frozen[i]:
+            for b in range(nb):
+                x = s[i, b]
+                s_out[i, b] = x
+                sloc[b] = max(sloc[b], fbits(abs(x)))
+            if separate_r:
+                for b in range(nb):
+                    r_out[i, b] = r[i, b]
+            if write_v:
+                for b in range(nb):
+                    v_out[i, b] = 0.0
+            continue
+        dk = deg[i]
+        bi = bias[i]
+        if nb == 1:
+            # one trial: a scalar accumulator (reassoc lets LLVM vectorise the
+            # slot loop with emulated gathers) and, on the hot path, a scalar update
+            acc = bi
+            for k in range(dk):
+                acc += w[i, k] * r[uint32(nbr[i, k]), 0]
+            if fast:
+                x = s[i, 0]
+                yy = min(max(x + dt * (acc - x), zero), one)
+                vv = (yy - x) * idt
+                yb = x + mask[0] * (yy - x)
+                s_out[i, 0] = yb
+                vloc[0] = max(vloc[0], fbits(abs(vv)))
+                sloc[0] = max(sloc[0], fbits(abs(yb)))
+                continue
+            h[0] = acc
+        else:
+            # 8 slots per pass over the trials, in two partial sums of 4
+            for b in range(nb):
+                h[b] = bi
+            for kb in range(dk // 8):
+                k = 8 * kb
+                j0 = uint32(nbr[i, k])
+                j1 = uint32(nbr[i, k + 1])
+                j2 = uint32(nbr[i, k + 2])
+                j3 = uint32(nbr[i, k + 3])
+                j4 = uint32(nbr[i, k + 4])
+                j5 = uint32(nbr[i, k + 5])
+                j6 = uint32(nbr[i, k + 6])
+                j7 = uint32(nbr[i, k + 7])
+                w0 = w[i, k]
+                w1 = w[i, k + 1]
+                w2 = w[i, k + 2]
+                w3 = w[i, k + 3]
+                w4 = w[i, k + 4]
+                w5 = w[i, k + 5]
+                w6 = w[i, k + 6]
+                w7 = w[i, k + 7]
+                for b in range(nb):
+                    h[b] += ((w0 * r[j0, b] + w1 * r[j1, b] + w2 * r[j2, b] + w3 * r[j3, b])
+                             + (w4 * r[j4, b] + w5 * r[j5, b] + w6 * r[j6, b] + w7 * r[j7, b]))
+            for k in range(dk // 8 * 8, dk):
+                j = uint32(nbr[i, k])
+                wk = w[i, k]
+                for b in range(nb):
+                    h[b] += wk * r[j, b]
+            if fast:  # hard sigmoid, deterministic: one fused trial loop
+                for b in range(nb):
+                    x = s[i, b]
+                    yy = min(max(x + dt * (h[b] - x), zero), one)
+                    vv = (yy - x) * idt
+                    yb = x + mask[b] * (yy - x)
+                    s_out[i, b] = yb
+                    vloc[b] = max(vloc[b], fbits(abs(vv)))
+                    sloc[b] = max(sloc[b], fbits(abs(yb)))
+                continue
+        # general path: drift v and the noiseless step y
+        if act == HARD_SIGMOID:
+            for b in range(nb):
+                x = s[i, b]
+                y[b] = min(max(x + dt * (h[b] - x), zero), one)
+                v[b] = (y[b] - x) * idt
+        elif act == LINEAR:
+            for b in range(nb):
+                v[b] = h[b] - s[i, b]
+                y[b] = s[i, b] + dt * v[b]
+        elif act == SIGMOID:
+            for b in range(nb):
+                ri = r[i, b]
+                v[b] = ri * (one - ri) * h[b] - s[i, b]
+                y[b] = s[i, b] + dt * v[b]
+        else:  # TANH
+            for b in range(nb):
+                ri = r[i, b]
+                v[b] = (one - ri * ri) * h[b] - s[i, b]
+                y[b] = s[i, b] + dt * v[b]
+        if noise > 0.0:
+            for b in range(nb):
+                x = s[i, b]
+                f = h[b] - x if act == HARD_SIGMOID else v[b]
+                yy = x + dt * f + noise * hash_normal(key, i, b)
+                if act == HARD_SIGMOID:
+                    yy = min(max(yy, 0.0), 1.0)
+                y[b] = yy
+        for b in range(nb):
+            x = s[i, b]
+            yb = x + mask[b] * (y[b] - x)
+            s_out[i, b] = yb
+            vloc[b] = max(vloc[b], fbits(abs(v[b])))
+            sloc[b] = max(sloc[b], fbits(abs(yb)))
+        if write_v:
+            for b in range(nb):
+                v_out[i, b] = v[b]
+        if separate_r:
+            for b in range(nb):
+                r_out[i, b] = rho(s_out[i, b], act)
+    for b in range(nb):
+        vpart[c, b] = bitsf(vloc[b])
+        spart[c, b] = bitsf(sloc[b])
+
+
 @njit(parallel=True, cache=True, fastmath=FM)
 def langevin_step(nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key, act,
                   write_v, vpart, spart):
@@ -114,98 +245,29 @@ def langevin_step(nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt
     ``write_v`` (also for frozen trials, whose state does not move).
 
     Rows are compact (``deg``), and indices are read as unsigned so that no
-    negative-index wrap-around check sits in the gather loop.
+    negative-index wrap-around check sits in the gather loop. For B > 1 eight
+    slots are summed per pass over the trials (two partial sums of four), and
+    the common case (hard sigmoid, T = 0, no velocity output) is one fused
+    trial loop; per-chunk maxima are integer maxima of IEEE bit patterns
+    (``dynamics._llvm``), which propagate NaN and inf. Measured in
+    ``bench/bench_settle.py``; see docs/benchmarks.md.
     """
     n, nb = s.shape
     nch = vpart.shape[0]
-    separate_r = act == SIGMOID or act == TANH
-    idt = 1.0 / dt
     zero = s.dtype.type(0.0)
-    one = s.dtype.type(1.0)
+    izero = fbits(zero)
     for c in prange(nch):
         lo = c * CHUNK
         hi = min(n, lo + CHUNK)
-        h = np.empty(nb, dtype=s.dtype)
-        y = np.empty(nb, dtype=s.dtype)
-        v = np.empty(nb, dtype=s.dtype)
-        vloc = np.zeros(nb, dtype=s.dtype)
-        sloc = np.zeros(nb, dtype=s.dtype)
-        bad = np.zeros(nb, dtype=s.dtype)  # becomes NaN if any y or v is not finite
-        for i in range(lo, hi):
-            if frozen[i]:
-                for b in range(nb):
-                    s_out[i, b] = s[i, b]
-                    sloc[b] = max(sloc[b], abs(s[i, b]))
-                if separate_r:
-                    for b in range(nb):
-                        r_out[i, b] = r[i, b]
-                if write_v:
-                    for b in range(nb):
-                        v_out[i, b] = 0.0
-                continue
-            # the field h = W rho(s) + b: the hot loop
-            if nb == 1:
-                acc = bias[i]
-                for k in range(deg[i]):
-                    acc += w[i, k] * r[uint32(nbr[i, k]), 0]
-                h[0] = acc
-            else:
-                bi = bias[i]
-                for b in range(nb):
-                    h[b] = bi
-                for k in range(deg[i]):
-                    j = uint32(nbr[i, k])
-                    wk = w[i, k]
-                    for b in range(nb):
-                        h[b] += wk * r[j, b]
-            # drift v = f (projected for the hard sigmoid) and the noiseless step y
-            if act == HARD_SIGMOID:
-                for b in range(nb):
-                    x = s[i, b]
-                    y[b] = min(max(x + dt * (h[b] - x), zero), one)
-                    v[b] = (y[b] - x) * idt
-            elif act == LINEAR:
-                for b in range(nb):
-                    v[b] = h[b] - s[i, b]
-                    y[b] = s[i, b] + dt * v[b]
-            elif act == SIGMOID:
-                for b in range(nb):
-                    ri = r[i, b]
-                    v[b] = ri * (one - ri) * h[b] - s[i, b]
-                    y[b] = s[i, b] + dt * v[b]
-            else:  # TANH
-                for b in range(nb):
-                    ri = r[i, b]
-                    v[b] = (one - ri * ri) * h[b] - s[i, b]
-                    y[b] = s[i, b] + dt * v[b]
-            if noise > 0.0:
-                for b in range(nb):
-                    x = s[i, b]
-                    f = h[b] - x if act == HARD_SIGMOID else v[b]
-                    yy = x + dt * f + noise * hash_normal(key, i, b)
-                    if act == HARD_SIGMOID:
-                        yy = min(max(yy, 0.0), 1.0)
-                    y[b] = yy
-            for b in range(nb):
-                x = s[i, b]
-                yb = x + mask[b] * (y[b] - x)
-                s_out[i, b] = yb
-                vloc[b] = max(vloc[b], abs(v[b]))
-                sloc[b] = max(sloc[b], abs(yb))
-                bad[b] += (yb - yb) + (v[b] - v[b])
-            if write_v:
-                for b in range(nb):
-                    v_out[i, b] = v[b]
-            if separate_r:
-                for b in range(nb):
-                    r_out[i, b] = rho(s_out[i, b], act)
-        for b in range(nb):
-            if bad[b] == 0.0:
-                vpart[c, b] = vloc[b]
-                spart[c, b] = sloc[b]
-            else:  # NaN or inf somewhere in this chunk
-                vpart[c, b] = np.nan
-                spart[c, b] = np.inf
+        if nb <= TB:  # scratch rows on the stack: no run-time alias checks
+            _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key,
+                   act, write_v, vpart, spart, carray(stack_buffer(zero), nb), carray(stack_buffer(zero), nb),
+                   carray(stack_buffer(zero), nb), carray(stack_buffer(izero), nb),
+                   carray(stack_buffer(izero), nb))
+        else:
+            _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key,
+                   act, write_v, vpart, spart, np.empty(nb, dtype=s.dtype), np.empty(nb, dtype=s.dtype),
+                   np.empty(nb, dtype=s.dtype), izeros(nb, s), izeros(nb, s))
 
 
 @njit(parallel=True, cache=True)
