@@ -103,7 +103,7 @@ def rates(s, act, out):
 
 @njit(inline="always", cache=True, fastmath=FM)
 def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key, act,
-           write_v, vpart, spart, h, y, v, vloc, sloc):
+           write_v, vpart, spart, ypos, Y, beta, h, y, v, vloc, sloc):
     """The work of one chunk with the given scratch rows (inlined at both call sites)."""
     nb = s.shape[1]
     separate_r = act == SIGMOID or act == TANH
@@ -111,6 +111,8 @@ def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask
     one = s.dtype.type(1.0)
     idt = one / dt
     fast = act == HARD_SIGMOID and not noise > 0.0 and not write_v
+    nudge = beta != 0.0
+    bt = s.dtype.type(beta)
     for b in range(nb):
         vloc[b] = 0
         sloc[b] = 0
@@ -135,6 +137,8 @@ def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask
             acc = bi
             for k in range(dk):
                 acc += w[i, k] * r[uint32(nbr[i, k]), 0]
+            if nudge and ypos[i] >= 0:
+                acc -= bt * (r[i, 0] - Y[ypos[i], 0])
             if fast:
                 x = s[i, 0]
                 yy = min(max(x + dt * (acc - x), zero), one)
@@ -175,6 +179,10 @@ def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask
                 wk = w[i, k]
                 for b in range(nb):
                     h[b] += wk * r[j, b]
+            if nudge and ypos[i] >= 0:
+                p = ypos[i]
+                for b in range(nb):
+                    h[b] -= bt * (r[i, b] - Y[p, b])
             if fast:  # hard sigmoid, deterministic: one fused trial loop
                 for b in range(nb):
                     x = s[i, b]
@@ -232,7 +240,7 @@ def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask
 
 @njit(parallel=True, cache=True, fastmath=FM)
 def langevin_step(nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key, act,
-                  write_v, vpart, spart):
+                  write_v, vpart, spart, ypos, Y, beta):
     """One Euler-Maruyama step ``s_out = s + dt * f(s) + noise * xi``.
 
     ``f = -s + rho'(s) * (W rho(s) + b)`` is the force ``-dE/ds``. ``frozen``
@@ -243,6 +251,11 @@ def langevin_step(nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt
     (projected for the hard sigmoid; noise excluded) and ``spart[c, b]`` the
     largest ``|s_out|``. ``v_out`` receives the drift velocity of ``s`` when
     ``write_v`` (also for frozen trials, whose state does not move).
+
+    Nudging: neuron ``i`` with ``ypos[i] >= 0`` carries the cost
+    ``C = 1/2 (rho(s_i) - Y[ypos[i], b])^2`` with weight ``beta``; its force gains
+    ``-beta rho'(s_i) (rho(s_i) - Y[ypos[i], b])``, i.e. the field ``h`` gains
+    ``-beta (r - y)`` (``beta = 0`` skips it).
 
     Rows are compact (``deg``), and indices are read as unsigned so that no
     negative-index wrap-around check sits in the gather loop. For B > 1 eight
@@ -261,12 +274,12 @@ def langevin_step(nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt
         hi = min(n, lo + CHUNK)
         if nb <= TB:  # scratch rows on the stack: no run-time alias checks
             _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key,
-                   act, write_v, vpart, spart, carray(stack_buffer(zero), nb), carray(stack_buffer(zero), nb),
+                   act, write_v, vpart, spart, ypos, Y, beta, carray(stack_buffer(zero), nb), carray(stack_buffer(zero), nb),
                    carray(stack_buffer(zero), nb), carray(stack_buffer(izero), nb),
                    carray(stack_buffer(izero), nb))
         else:
             _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key,
-                   act, write_v, vpart, spart, np.empty(nb, dtype=s.dtype), np.empty(nb, dtype=s.dtype),
+                   act, write_v, vpart, spart, ypos, Y, beta, np.empty(nb, dtype=s.dtype), np.empty(nb, dtype=s.dtype),
                    np.empty(nb, dtype=s.dtype), izeros(nb, s), izeros(nb, s))
 
 
@@ -300,8 +313,8 @@ def energy(nbr, deg, w, bias, alive, s, act, epart):
 
 
 @njit(parallel=True, cache=True)
-def force(nbr, deg, w, bias, frozen, s, act, out):
-    """The force ``-dE/ds`` (0 on frozen neurons), in float64."""
+def force(nbr, deg, w, bias, frozen, s, act, out, ypos, Y, beta):
+    """The force ``-dF/ds`` with ``F = E + beta C`` (0 on frozen neurons), in float64."""
     n, nb = s.shape
     for i in prange(n):
         for b in range(nb):
@@ -312,4 +325,6 @@ def force(nbr, deg, w, bias, frozen, s, act, out):
             for k in range(deg[i]):
                 hh += np.float64(w[i, k]) * rho(np.float64(s[nbr[i, k], b]), act)
             x = np.float64(s[i, b])
+            if beta != 0.0 and ypos[i] >= 0:
+                hh -= beta * (rho(x, act) - np.float64(Y[ypos[i], b]))
             out[i, b] = -x + drho(x, act) * hh

@@ -34,12 +34,13 @@ class SettleResult:
     rates: np.ndarray        # (B, N) rho(state)
     steps: np.ndarray        # (B,) steps taken by each trial
     converged: np.ndarray    # (B,) max |ds/dt| < tol reached
-    energy: np.ndarray       # (B,) final energy
+    energy: np.ndarray       # (B,) final energy E (without the nudge)
     speed: np.ndarray        # (B,) final max |ds/dt|
     step_end: int            # global step counter after the run (for chaining runs)
     lattice: object = field(repr=False, default=None)
     alive: np.ndarray | None = field(repr=False, default=None)
     trajectory: object = field(repr=False, default=None)  # xarray.Dataset when recorded
+    cost: np.ndarray | None = None  # (B,) cost C on the output region when a target was given
 
     def to_dataset(self):
         """The final states as an ``xarray.Dataset`` with dims ``(trial, x, y, z)``."""
@@ -153,17 +154,28 @@ class Langevin:
                         K.ACT_CODES[tissue.activation], epart)
 
     @staticmethod
-    def force(tissue, state) -> np.ndarray:
-        """Force ``-dE/ds`` of a ``(B, N)`` state (0 on clamped and dead voxels), float64."""
+    def force(tissue, state, target=None, beta: float = 0.0) -> np.ndarray:
+        """Force ``-dF/ds`` of a ``(B, N)`` state (0 on clamped and dead voxels), float64,
+        with ``F = E + beta C`` (see :meth:`settle` for ``target`` and ``beta``)."""
         s = np.ascontiguousarray(np.atleast_2d(state).T)
         out = np.zeros(s.shape)
+        ypos, Y, beta = nudge_arrays(tissue, target, beta, s.shape[1], s.dtype)
         K.force(tissue.syn.nbr, tissue.syn.deg, tissue.syn.w, tissue.bias, tissue.clamped.astype(np.uint8), s,
-                K.ACT_CODES[tissue.activation], out)
+                K.ACT_CODES[tissue.activation], out, ypos, Y, beta)
         return out.T
+
+    @staticmethod
+    def cost(tissue, state, target) -> np.ndarray:
+        """Cost ``C = 1/2 sum_o (rho(s_o) - y_o)^2`` per trial over the output region (float64)."""
+        out = tissue.region("output")
+        s = np.atleast_2d(np.asarray(state, dtype=np.float64))[:, out]
+        y = np.atleast_2d(np.asarray(target, dtype=np.float64))
+        return 0.5 * ((rho_np(s, tissue.activation) - y) ** 2).sum(axis=1)
 
     # ----------------------------------------------------------------- settle
     def settle(self, tissue, inputs=None, init=None, n_trials=None, steps=None, record=None,
-               start_step: int = 0, progress: bool = False, carry: dict | None = None) -> SettleResult:
+               start_step: int = 0, progress: bool = False, carry: dict | None = None,
+               target=None, beta: float = 0.0) -> SettleResult:
         """Settle a batch of trials.
 
         Parameters
@@ -185,6 +197,12 @@ class Langevin:
         carry : dict, optional
             Per-trial bookkeeping from a checkpoint (``active``, ``taken``,
             ``converged``) to continue an interrupted settle exactly.
+        target : array (B, n_outputs), optional
+            Targets of the output region (``tissue.region("output")`` order).
+        beta : float
+            Nudge strength: the dynamics descend ``F = E + beta C`` with the
+            squared-error cost ``C = 1/2 sum_o (rho(s_o) - y_o)^2`` (negative
+            ``beta`` nudges away from the target, as EqProp's ``-beta`` phase).
 
         Returns
         -------
@@ -200,10 +218,15 @@ class Langevin:
         from tissue.records import Recorder
 
         s = self.initial_state(tissue, n_trials, inputs, init)
-        return self._run(tissue, s, steps, record, start_step, progress, Recorder, carry)
+        nudge = nudge_arrays(tissue, target, beta, s.shape[1], s.dtype)
+        res = self._run(tissue, s, steps, record, start_step, progress, Recorder, carry, nudge)
+        if target is not None:
+            res.cost = self.cost(tissue, res.state, target)
+        return res
 
-    def _run(self, tissue, s, steps, record, start_step, progress, Recorder, carry=None):
+    def _run(self, tissue, s, steps, record, start_step, progress, Recorder, carry=None, nudge=None):
         n, nb = s.shape
+        ypos, Y, beta = nudge if nudge is not None else nudge_arrays(tissue, None, 0.0, nb, s.dtype)
         steps = self.max_steps if steps is None else int(steps)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -257,7 +280,7 @@ class Langevin:
                 key = np.uint64(K.step_key(self.seed, t))
                 rec_now = rec is not None and rec.due(t)
                 K.langevin_step(syn.nbr, syn.deg, syn.w, bias, frozen, s, r, s_b, r_b, v, mask, dtype.type(self.dt),
-                                noise, key, act, write_v and rec_now, vpart, spart)
+                                noise, key, act, write_v and rec_now, vpart, spart, ypos, Y, beta)
                 vmax = vpart.max(axis=0)
                 smax = spart.max(axis=0)
                 if not (np.all(np.isfinite(vmax)) and np.all(smax <= self.blowup)):
@@ -297,7 +320,7 @@ class Langevin:
             e = self.energy(tissue, s.T)
             # the drift speed of the state returned (mask 0: nothing moves, no noise)
             K.langevin_step(syn.nbr, syn.deg, syn.w, bias, frozen, s, r, s_b, r_b, v, np.zeros_like(mask),
-                            dtype.type(self.dt), 0.0, np.uint64(0), act, write_v, vpart, spart)
+                            dtype.type(self.dt), 0.0, np.uint64(0), act, write_v, vpart, spart, ypos, Y, beta)
             speed = vpart.max(axis=0)
             converged = speed < self.tol
             if rec is not None:
@@ -310,3 +333,36 @@ class Langevin:
             speed=speed, step_end=t, lattice=tissue.lattice, alive=tissue.alive.copy(),
             trajectory=None if rec is None else rec.dataset(),
         )
+
+
+def rho_np(s, activation: str):
+    """``rho(s)`` in NumPy (float64)."""
+    s = np.asarray(s, dtype=np.float64)
+    if activation == "hard_sigmoid":
+        return np.clip(s, 0.0, 1.0)
+    if activation == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-s))
+    if activation == "tanh":
+        return np.tanh(s)
+    return s
+
+
+def nudge_arrays(tissue, target, beta, n_trials: int, dtype):
+    """Kernel arrays of a nudge: ``ypos`` (N,) int32 (row of each output voxel in
+    ``Y``, -1 elsewhere), ``Y`` (n_outputs, B) targets and ``beta`` (float)."""
+    beta = float(beta)
+    if not math.isfinite(beta):
+        raise ValueError(f"beta must be finite, got {beta!r}")
+    ypos = np.full(tissue.n, -1, dtype=np.int32)
+    if target is None or beta == 0.0:
+        return ypos, np.zeros((1, max(1, n_trials)), dtype=dtype), 0.0
+    out = tissue.region("output")
+    if len(out) == 0:
+        raise ValueError("a nudge needs an output region (Tissue.set_output)")
+    y = np.atleast_2d(np.asarray(target, dtype=np.float64))
+    if y.shape != (n_trials, len(out)):
+        raise ValueError(f"target must have shape (trials, outputs) = ({n_trials}, {len(out)}), got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("target contains NaN or inf")
+    ypos[out] = np.arange(len(out), dtype=np.int32)
+    return ypos, np.ascontiguousarray(y.T, dtype=dtype), beta
