@@ -1,6 +1,13 @@
-"""How wiring changes. Issue 2 ships Hebbian pattern storage (``plasticity.hebbian``);
-Equilibrium Propagation, homeostasis and structural plasticity arrive with later issues."""
+"""How wiring changes: Hebbian storage, Equilibrium Propagation, homeostasis.
 
+    >>> from plasticity import EqProp, LipschitzBrake
+"""
+
+from .alignment import exact_gradient, slab_cosines
+from .eqprop import EqProp
 from .hebbian import store_patterns
+from .homeostasis import LipschitzBrake, contraction
+from .readout import group_means, one_hot_targets, predict_groups
 
-__all__ = ["store_patterns"]
+__all__ = ["EqProp", "LipschitzBrake", "contraction", "exact_gradient", "group_means", "one_hot_targets",
+           "predict_groups", "slab_cosines", "store_patterns"]

@@ -57,8 +57,9 @@ from tissue.records import VARIABLES
 from tissue.wiring import INIT_SCHEMES, STENCILS
 
 __all__ = [
-    "ConfigError", "DynamicsConfig", "InputConfig", "PatternsConfig", "Phase", "RecordConfig",
-    "Region", "RunConfig", "Spec", "TissueConfig", "describe", "load_config", "to_toml",
+    "BaselinesConfig", "ConfigError", "DynamicsConfig", "HomeostasisConfig", "InputConfig", "LearningConfig",
+    "PatternsConfig", "Phase", "RecordConfig", "Region", "RunConfig", "Spec", "TaskConfig", "TissueConfig",
+    "describe", "load_config", "to_toml",
 ]
 
 REQUIRED = MISSING         # the default of a required key
@@ -106,6 +107,8 @@ class Spec:
             return "a finite number" + self._range()
         if k == "str":
             return "a string"
+        if k == "bool":
+            return "true or false"
         if k == "choice":
             return "one of " + ", ".join(_fmt(c) for c in self.choices)
         if k == "ints":
@@ -381,7 +384,9 @@ class DynamicsConfig:
                                "trials_per_pattern)", None, lo=1)
     init: str = param("choice", "initial state without [patterns]: rest (0) or random in [0, 1)",
                       "random", choices=("rest", "random"))
-    phases: tuple = param("tables", "one [[dynamics.phases]] table per phase, run in order", cls=Phase)
+    max_steps: int = param("int", "step cap of every settle of a [learning] run", 1000, lo=1)
+    phases: tuple | None = param("tables", "one [[dynamics.phases]] table per phase, run in order "
+                                 "(required without [learning])", None, cls=Phase)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -396,6 +401,64 @@ class RecordConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskConfig:
+    """[task]: what a [learning] run learns; the input is the z- face, the output the z+ face."""
+
+    name: str = param("choice", "digits: scikit-learn's 8x8 digits; patterns: synthetic prototypes",
+                      "digits", choices=("digits", "patterns"))
+    upsample: int = param("int", "each pixel covers upsample x upsample input voxels", 1, lo=1, hi=16)
+    test_size: float = param("float", "held-out fraction (stratified, seeded by seed)", 0.25, lo=0.05, hi=0.9)
+    output_layout: str = param("choice", "output groups: contiguous blocks or interleaved voxels",
+                               "interleaved", choices=("blocks", "interleaved"))
+    n_classes: int = param("int", "classes of the patterns task", 4, lo=2, hi=64)
+    noise: float = param("float", "flipped pixel fraction of the patterns task", 0.1, lo=0, hi=0.5)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearningConfig:
+    """[learning]: Equilibrium Propagation (plasticity.EqProp)."""
+
+    epochs: int = param("int", "passes over the training set", 30, lo=1)
+    beta: float = param("float", "nudge strength", 0.1, lo=0, lo_open=True)
+    symmetric: bool = param("bool", "nudge with +beta and -beta (else free and +beta)", True)
+    lr: float = param("float", "learning rate of the weights", 0.003, lo=0)
+    lr_bias: float | None = param("float", "learning rate of the biases (default lr)", None, lo=0)
+    depth_lr: float = param("float", "learning-rate factor per voxel of distance from the output", 1.0,
+                            lo=0, lo_open=True)
+    optimizer: str = param("choice", "sgd, or adam (per-synapse adaptive steps)", "adam",
+                           choices=("sgd", "adam"))
+    batch_size: int = param("int", "examples settled together", 32, lo=1)
+    persistent: bool = param("bool", "warm-start free phases from each example's last fixed point", False)
+    nudged_steps: int | None = param("int", "step cap of the nudged phases (default max_steps)", None, lo=1)
+    target_on: float = param("float", "target rate of the correct output group", 1.0)
+    target_off: float = param("float", "target rate of the other output groups", 0.0)
+    weight_clip: float | None = param("float", "clip weights to [-c, c] after each update", None,
+                                      lo=0, lo_open=True)
+    blends: int = param("int", "ambiguous 50/50 blends of two test digits for the uncertainty AUROC",
+                        200, lo=0)
+    alignment_samples: int = param("int", "test samples of the final gradient-alignment check "
+                                   "(0: skip it)", 8, lo=0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HomeostasisConfig:
+    """[homeostasis]: Lipschitz braking (plasticity.LipschitzBrake)."""
+
+    enabled: bool = param("bool", "brake when a free phase stalls or diverges", True)
+    target: float = param("float", "contraction to brake down to", 0.9, lo=0, lo_open=True)
+    trigger: float = param("float", "brake only above this contraction (>= target)", 0.95,
+                           lo=0, lo_open=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselinesConfig:
+    """[baselines]: backprop references trained on the same split."""
+
+    mlp: bool = param("bool", "scikit-learn MLPClassifier with as many weights as the tissue", True)
+    logistic: bool = param("bool", "logistic regression on the pixels", True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """A whole run: top-level keys and one field per section."""
 
@@ -406,6 +469,10 @@ class RunConfig:
     input: InputConfig | None = param("section", "a clamped input region", None, cls=InputConfig)
     dynamics: DynamicsConfig = param("section", "settling phases", cls=DynamicsConfig)
     record: RecordConfig = param("section", "what to record", RecordConfig(), cls=RecordConfig)
+    task: TaskConfig | None = param("section", "the task of a learning run", None, cls=TaskConfig)
+    learning: LearningConfig | None = param("section", "Equilibrium Propagation", None, cls=LearningConfig)
+    homeostasis: HomeostasisConfig | None = param("section", "Lipschitz braking", None, cls=HomeostasisConfig)
+    baselines: BaselinesConfig | None = param("section", "backprop baselines", None, cls=BaselinesConfig)
 
     @property
     def n_trials(self) -> int:
@@ -464,6 +531,10 @@ def _check(spec: Spec, v, key: _Key):
         return float(v)
     if k == "str":
         if not isinstance(v, str):
+            raise key.must(spec, v, wrong_type=True)
+        return v
+    if k == "bool":
+        if not isinstance(v, bool):
             raise key.must(spec, v, wrong_type=True)
         return v
     if k == "choice":
@@ -530,6 +601,19 @@ def _cross_checks(cfg: RunConfig, raw: Mapping) -> RunConfig:
     if math.prod(t.shape) > MAX_VOXELS:
         raise _Key("tissue", "shape").bad(list(t.shape), f"too many voxels (at most {MAX_VOXELS})")
     d = cfg.dynamics
+    if cfg.learning is not None or cfg.task is not None:
+        return _learning_checks(cfg, raw)
+    for name in ("homeostasis", "baselines"):
+        if getattr(cfg, name) is not None:
+            raise ConfigError(f"section [{name}] needs [learning] and [task]")
+    if d.phases is None:
+        raise ConfigError("[[dynamics.phases]] is required: at least one phase "
+                          "(temperature, steps), unless the run has [learning]")
+    if "max_steps" in raw.get("dynamics", {}):
+        raise _Key("dynamics", "max_steps").bad(d.max_steps, "only for [learning] runs "
+                                                "(settle runs cap each phase with its steps)")
+    cfg = replace(cfg, dynamics=replace(d, max_steps=None))
+    d = cfg.dynamics
     if cfg.patterns is not None:
         if d.trials is not None:
             raise _Key("dynamics", "trials").bad(
@@ -545,6 +629,37 @@ def _cross_checks(cfg: RunConfig, raw: Mapping) -> RunConfig:
     if cfg.record.region is not None:
         _check_region_fits(cfg.record.region, lattice, _Key("record", "region"))
     return cfg
+
+
+def _learning_checks(cfg: RunConfig, raw: Mapping) -> RunConfig:
+    """A learning run: [task] and [learning] together, no settle-run sections."""
+    if cfg.learning is None:
+        raise ConfigError("section [learning] is required with [task]")
+    if cfg.task is None:
+        raise ConfigError("section [task] is required with [learning]")
+    for name in ("patterns", "input"):
+        if getattr(cfg, name) is not None:
+            raise ConfigError(f"section [{name}] is not allowed with [learning] "
+                              f"(the task's images are clamped on the z- face)")
+    raw_d = raw.get("dynamics", {})
+    for key in ("phases", "trials", "init"):
+        if key in raw_d:
+            raise _Key("dynamics", key).bad(raw_d[key], "not allowed with [learning] "
+                                            "(every settle runs at T = 0 up to max_steps)")
+    h = cfg.homeostasis
+    if h is not None and h.target > h.trigger:
+        raise _Key("homeostasis", "target").bad(h.target, f"must be <= trigger ({h.trigger})")
+    t, tk = cfg.tissue, cfg.task
+    side = 8 * tk.upsample
+    if t.shape[0] < side or t.shape[1] < side:
+        raise _Key("tissue", "shape").bad(list(t.shape), f"the z- face must hold the {side}x{side} "
+                                          f"input (8x8 images, upsample {tk.upsample})")
+    if t.shape[2] < 2:
+        raise _Key("tissue", "shape").bad(list(t.shape), "needs at least 2 layers along z "
+                                          "(input face z-, output face z+)")
+    if tk.name == "digits" and t.shape[0] * t.shape[1] < 10:
+        raise _Key("tissue", "shape").bad(list(t.shape), "the z+ face needs a voxel per class (10)")
+    return replace(cfg, dynamics=replace(cfg.dynamics, init=None))
 
 
 def _to_dict(obj) -> dict:

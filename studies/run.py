@@ -306,17 +306,25 @@ def run(config, out, resume: bool = False, overwrite: bool = False, progress: bo
             ck = read_checkpoint(out)
             created = _check_resumable(out, canonical, ck is not None)
             if _root_attrs(out).get("status") == "complete":
+                if cfg.learning is not None:
+                    from .learn import LearnSummary
+
+                    return LearnSummary(out, "already complete", int(_root_attrs(out).get("epochs_done", 0)))
                 return _summary(out, cfg, "already complete", time.perf_counter() - t0)
             if ck is not None and ck[3].get("status") == "diverged":
                 raise RunRefused(f"cannot resume {out}: the run diverged at step {ck[0]}; "
                                  f"change the config and start again with --overwrite")
-            if ck is not None and "phase" not in ck[2]:
+            if ck is not None and "phase" not in ck[2] and cfg.learning is None:
                 raise RunRefused(f"cannot resume {out}: its checkpoint was not written by `tissue run`")
         elif not overwrite:
             raise RunRefused(f"{out} already exists; pass --resume to continue it "
                              f"or --overwrite to replace it")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunRefused(f"{out} exists and is not a run store; refusing to overwrite it")
+    if cfg.learning is not None:
+        from .learn import run_learning
+
+        return run_learning(cfg, out, resume=resume and _is_store(out), progress=progress)
     if ck is None and out.exists():
         shutil.rmtree(out)  # a run store (checked above) being replaced, or an empty directory
 

@@ -19,6 +19,7 @@ ROLES = ("hidden", "input", "output")
 HIDDEN, INPUT, OUTPUT = 0, 1, 2
 ACTIVATIONS = ("hard_sigmoid", "sigmoid", "tanh", "linear")
 DTYPES = {"float32": np.float32, "float64": np.float64}
+OUTPUT_LAYOUTS = ("blocks", "interleaved")
 
 
 class Tissue:
@@ -140,16 +141,24 @@ class Tissue:
         self.group[r] = -1
         return r
 
-    def set_output(self, region, groups: int = 1) -> np.ndarray:
-        """Mark ``region`` as output, split into ``groups`` equal spatial groups
-        (one per class; voxels are taken in index order)."""
+    def set_output(self, region, groups: int = 1, layout: str = "blocks") -> np.ndarray:
+        """Mark ``region`` as output, split into ``groups`` groups of voxels (one per class).
+
+        ``layout="blocks"`` gives each group a contiguous run of the region in
+        index order (a spatial block); ``"interleaved"`` deals the voxels out in
+        turn (voxel ``k`` of the region joins group ``k % groups``), so every
+        group is spread over the whole region.
+        """
         r = self._region(region)
         if not 1 <= groups <= len(r):
             raise ValueError(f"groups must be in [1, {len(r)}], got {groups}")
+        if layout not in OUTPUT_LAYOUTS:
+            raise ValueError(f"output layout must be one of {OUTPUT_LAYOUTS}, got {layout!r}")
         self.role[self.role == OUTPUT] = HIDDEN
         self.group[:] = -1
         self.role[r] = OUTPUT
-        self.group[r] = (np.arange(len(r)) * groups // len(r)).astype(np.int16)
+        k = np.arange(len(r))
+        self.group[r] = (k * groups // len(r) if layout == "blocks" else k % groups).astype(np.int16)
         return r
 
     def region(self, name: str) -> np.ndarray:

@@ -1,0 +1,344 @@
+"""Equilibrium Propagation in the tissue: free and nudged settling, a local contrastive update.
+
+For a tissue with energy ``E`` (see ``dynamics``) and the squared-error cost on
+its output region ``C = 1/2 sum_o (rho(s_o) - y_o)^2``, the loss of an example
+is ``L = C(s*)`` at the free fixed point ``s*`` (``beta = 0``). Scellier and
+Bengio (2017) showed that
+
+    dL/dtheta = lim_{beta -> 0} (1 / beta) [dF/dtheta(s_beta) - dF/dtheta(s_0)],
+    F = E + beta C,
+
+and since ``dE/dW_ij = -rho_i rho_j`` and ``dE/db_i = -rho_i`` the update of a
+synapse needs only the rates of its two neurons in two equilibria:
+
+    symmetric nudging (+beta and -beta):
+        dW_ij = lr / (2 beta) [rho_i rho_j |_{+beta} - rho_i rho_j |_{-beta}]
+        db_i  = lr / (2 beta) [rho_i |_{+beta} - rho_i |_{-beta}]
+    one-sided (free and +beta): the same with the free phase in place of -beta
+    and 1 / beta in place of 1 / (2 beta).
+
+Nothing is unrolled and nothing is back-propagated: a training step keeps three
+``(N, B)`` state arrays whatever the number of settling steps.
+:mod:`plasticity.alignment` checks the update against the exact gradient.
+
+The update is applied by :func:`apply_contrast`, a Numba kernel over the padded
+table: slot ``(i, k)`` and its reverse slot compute the same product in the
+same order, so the table stays exactly symmetric.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from dynamics import Langevin, SimulationDiverged
+from tissue import INPUT
+
+from .readout import one_hot_targets, predict_groups
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+# ------------------------------------------------------------------ kernels
+@njit(parallel=True, cache=True)
+def contrast(nbr, deg, rp, rm, out):
+    """``out[i, k] = mean_b (rp_i rp_j - rm_i rm_j)`` for ``j = nbr[i, k]`` (float64).
+
+    ``rp``, ``rm``: ``(N, B)`` rates of the two phases. Empty slots get 0.
+    """
+    n, nb = rp.shape
+    inv = 1.0 / nb
+    for i in prange(n):
+        for k in range(out.shape[1]):
+            out[i, k] = 0.0
+        for k in range(deg[i]):
+            j = nbr[i, k]
+            acc = 0.0
+            for b in range(nb):
+                acc += np.float64(rp[i, b]) * np.float64(rp[j, b]) - np.float64(rm[i, b]) * np.float64(rm[j, b])
+            out[i, k] = acc * inv
+
+
+@njit(parallel=True, cache=True)
+def _adam(g, m, v, t, b1, b2, eps):
+    """In-place Adam moments; returns nothing, ``g`` becomes the step direction."""
+    n, kk = g.shape
+    c1 = 1.0 - b1 ** t
+    c2 = 1.0 - b2 ** t
+    for i in prange(n):
+        for k in range(kk):
+            m[i, k] = b1 * m[i, k] + (1.0 - b1) * g[i, k]
+            v[i, k] = b2 * v[i, k] + (1.0 - b2) * g[i, k] * g[i, k]
+            g[i, k] = (m[i, k] / c1) / (math.sqrt(v[i, k] / c2) + eps)
+
+
+# ------------------------------------------------------------------ helpers
+def depth_from_output(tissue) -> np.ndarray:
+    """Per voxel, the lattice (Chebyshev) distance in voxels to the nearest output voxel (float)."""
+    from scipy.ndimage import distance_transform_cdt
+
+    out = np.zeros(tissue.n, bool)
+    out[tissue.region("output")] = True
+    if not out.any():
+        return np.zeros(tissue.n)
+    grid = tissue.lattice.grid(~out)
+    return distance_transform_cdt(grid, metric="chessboard").reshape(-1).astype(np.float64)
+
+
+# ------------------------------------------------------------------ trainer
+@dataclass
+class StepReport:
+    """What one training step measured (means over the mini-batch)."""
+
+    loss: float                 # cost C at the free fixed point
+    correct: int                # correctly classified examples (free phase)
+    free_steps: np.ndarray      # (B,) settling steps of the free phase
+    free_converged: np.ndarray  # (B,)
+    nudged_steps: np.ndarray    # (B,) settling steps of the (+beta) nudged phase
+    update_norm: float          # |dW| (Frobenius, over slots) before the learning rate
+    free_rates: np.ndarray = field(repr=False, default=None)   # (B, N)
+
+
+@dataclass
+class EqProp:
+    """Equilibrium Propagation trainer for a :class:`tissue.Tissue`.
+
+    Parameters
+    ----------
+    beta : float
+        Nudge strength (> 0).
+    symmetric : bool
+        Nudge with ``+beta`` and ``-beta`` (an O(beta^2) estimate of the
+        gradient); otherwise free and ``+beta`` (O(beta)).
+    lr : float
+        Learning rate of the weights.
+    lr_bias : float, optional
+        Learning rate of the biases (default: ``lr``).
+    depth_lr : float
+        Per-depth factor: a synapse whose neurons lie ``d`` voxels (mean of
+        the two) from the output region learns with ``lr * depth_lr ** d``.
+        1 gives one learning rate; > 1 boosts the layers the nudge reaches weakly.
+    optimizer : {"sgd", "adam"}
+        ``adam`` gives every synapse its own adaptive step size (still local:
+        it uses only the history of that synapse's own update).
+    batch_size : int
+        Examples settled together (the trial axis of the engine).
+    persistent : bool
+        Warm-start each example's free phase from its last free fixed point.
+    nudged_steps : int, optional
+        Step cap of the nudged phases (default: the engine's ``max_steps``).
+    target_on, target_off : float
+        Target rates of the correct and the other output groups.
+    weight_clip : float, optional
+        Clip weights to ``[-weight_clip, weight_clip]`` after each update.
+    brake : LipschitzBrake, optional
+        Homeostasis (:mod:`plasticity.homeostasis`): when a free phase stalls
+        (some trial hits the step cap) or diverges, measure the contraction
+        and rescale the weights, then settle the mini-batch again.
+    seed : int
+        Seeds the shuffling of examples.
+    """
+
+    beta: float = 0.5
+    symmetric: bool = True
+    lr: float = 0.05
+    lr_bias: float | None = None
+    depth_lr: float = 1.0
+    optimizer: str = "sgd"
+    batch_size: int = 32
+    persistent: bool = False
+    nudged_steps: int | None = None
+    target_on: float = 1.0
+    target_off: float = 0.0
+    weight_clip: float | None = None
+    brake: object = None
+    seed: int = 0
+
+    def __post_init__(self):
+        for key, val, ok, allowed in (
+            ("beta", self.beta, lambda v: v > 0, "> 0"),
+            ("lr", self.lr, lambda v: v >= 0, ">= 0"),
+            ("depth_lr", self.depth_lr, lambda v: v > 0, "> 0"),
+        ):
+            if not (isinstance(val, (int, float)) and math.isfinite(val) and ok(val)):
+                raise ValueError(f"EqProp {key} must be a finite number {allowed}, got {val!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"EqProp optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"EqProp batch_size must be >= 1, got {self.batch_size!r}")
+        self._state = {}
+
+    # ----------------------------------------------------------- set-up
+    def _prepare(self, tissue):
+        """Per-slot and per-neuron learning-rate scales (cached per table shape)."""
+        key = (id(tissue), tissue.syn.width, tissue.n)
+        if self._state.get("key") == key:
+            return
+        depth = depth_from_output(tissue)
+        nbr = tissue.syn.nbr
+        j = np.where(nbr >= 0, nbr, 0)
+        dsyn = 0.5 * (depth[:, None] + depth[j])
+        self._state = {
+            "key": key,
+            "slot_scale": np.where(nbr >= 0, self.depth_lr ** dsyn, 0.0),
+            "bias_scale": np.where(tissue.role == INPUT, 0.0, self.depth_lr ** depth) * tissue.alive,
+            "m": None, "v": None, "mb": None, "vb": None, "t": 0,
+            "particles": {},
+        }
+
+    # ----------------------------------------------------------- state
+    def export_state(self) -> dict:
+        """The optimizer's arrays (``opt_*``), for a checkpoint."""
+        st = self._state
+        out = {"opt_t": np.array([st.get("t", 0), st.get("steps_done", 0)], dtype=np.int64)}
+        for k in ("m", "v", "mb", "vb"):
+            if st.get(k) is not None:
+                out[f"opt_{k}"] = st[k]
+        parts = st.get("particles") or {}
+        if parts:
+            keys = np.array(sorted(parts), dtype=np.int64)
+            out["opt_particle_index"] = keys
+            out["opt_particles"] = np.stack([parts[int(k)] for k in keys])
+        return out
+
+    def import_state(self, tissue, arrays: dict) -> None:
+        """Restore what :meth:`export_state` gave (for the same tissue layout)."""
+        self._prepare(tissue)
+        st = self._state
+        if "opt_t" in arrays:
+            st["t"], st["steps_done"] = (int(v) for v in arrays["opt_t"])
+        for k in ("m", "v", "mb", "vb"):
+            if f"opt_{k}" in arrays:
+                st[k] = np.array(arrays[f"opt_{k}"])
+        if "opt_particles" in arrays:
+            st["particles"] = {int(k): np.array(p) for k, p in zip(arrays["opt_particle_index"],
+                                                                    arrays["opt_particles"])}
+
+    # ----------------------------------------------------------- one step
+    def phases(self, tissue, engine: Langevin, x, y, init=None):
+        """Settle free and nudged: returns ``(free, plus, minus)`` SettleResults
+        (``minus`` is the free result again when one-sided)."""
+        target = one_hot_targets(y, tissue, self.target_on, self.target_off)
+        free = engine.settle(tissue, inputs=x, init=init, target=target, beta=0.0)
+        steps = self.nudged_steps
+        plus = engine.settle(tissue, inputs=x, init=free.state, target=target, beta=self.beta, steps=steps)
+        if self.symmetric:
+            minus = engine.settle(tissue, inputs=x, init=free.state, target=target, beta=-self.beta, steps=steps)
+        else:
+            minus = free
+        return free, plus, minus
+
+    def _braked_phases(self, tissue, engine, x, y, init):
+        brake = self.brake
+        when = self._state["steps_done"]
+        for attempt in range(3):
+            try:
+                free, plus, minus = self.phases(tissue, engine, x, y, init=init)
+            except SimulationDiverged:
+                if brake is None or brake.check(tissue, when=when, reason="diverged") is None:
+                    raise
+                continue
+            if brake is not None and not free.converged.all():
+                if brake.check(tissue, when=when, reason="stalled") is not None:
+                    continue
+            return free, plus, minus
+        return self.phases(tissue, engine, x, y, init=init)
+
+    def gradient(self, tissue, free, plus, minus):
+        """EqProp estimate of ``-dL/dW`` per slot ``(N, K)`` and ``-dL/db`` ``(N,)``
+        (means over the batch) from the phases' rates."""
+        rp = np.ascontiguousarray(plus.rates.T)
+        rm = np.ascontiguousarray(minus.rates.T)
+        scale = 1.0 / (2.0 * self.beta) if self.symmetric else 1.0 / self.beta
+        g = np.empty(tissue.syn.w.shape, dtype=np.float64)
+        contrast(tissue.syn.nbr, tissue.syn.deg, rp, rm, g)
+        g *= scale
+        gb = (plus.rates.astype(np.float64) - minus.rates.astype(np.float64)).mean(axis=0) * scale
+        free_mask = (tissue.role != INPUT) & tissue.alive
+        return g, np.where(free_mask, gb, 0.0)
+
+    def apply(self, tissue, g, gb) -> None:
+        """Move the weights and biases along ``g`` / ``gb`` (ascent on ``-L``)."""
+        st = self._state
+        g = g * st["slot_scale"]
+        gb = gb * st["bias_scale"]
+        if self.optimizer == "adam":
+            if st["m"] is None or st["m"].shape != g.shape:
+                st["m"], st["v"] = np.zeros_like(g), np.zeros_like(g)
+                st["mb"], st["vb"] = np.zeros_like(gb), np.zeros_like(gb)
+            st["t"] += 1
+            _adam(g, st["m"], st["v"], st["t"], 0.9, 0.999, 1e-8)
+            gb2 = gb[:, None].copy()
+            mb, vb = st["mb"][:, None].copy(), st["vb"][:, None].copy()
+            _adam(gb2, mb, vb, st["t"], 0.9, 0.999, 1e-8)
+            st["mb"], st["vb"], gb = mb[:, 0], vb[:, 0], gb2[:, 0]
+        lr_b = self.lr if self.lr_bias is None else self.lr_bias
+        w = tissue.syn.w
+        w += (self.lr * g).astype(w.dtype)
+        w[tissue.syn.nbr < 0] = 0
+        if self.weight_clip is not None:
+            np.clip(w, -self.weight_clip, self.weight_clip, out=w)
+        tissue.bias += (lr_b * gb).astype(tissue.bias.dtype)
+
+    def train_step(self, tissue, engine: Langevin, x, y, index=None) -> StepReport:
+        """One mini-batch: settle free, settle nudged, update. ``index`` (example ids)
+        enables persistent particles."""
+        self._prepare(tissue)
+        init = None
+        parts = self._state["particles"]
+        if self.persistent and index is not None and all(int(k) in parts for k in index):
+            init = np.stack([parts[int(k)] for k in index])
+        self._state["steps_done"] = self._state.get("steps_done", 0) + 1
+        free, plus, minus = self._braked_phases(tissue, engine, x, y, init)
+        if self.persistent and index is not None:
+            for k, s in zip(index, free.state):
+                parts[int(k)] = s.copy()
+        g, gb = self.gradient(tissue, free, plus, minus)
+        self.apply(tissue, g, gb)
+        pred = predict_groups(free.rates, tissue)
+        return StepReport(loss=float(np.mean(free.cost)), correct=int((pred == np.asarray(y)).sum()),
+                          free_steps=free.steps, free_converged=free.converged, nudged_steps=plus.steps,
+                          update_norm=float(np.sqrt((g ** 2).sum())), free_rates=free.rates)
+
+    # ----------------------------------------------------------- epochs
+    def evaluate(self, tissue, engine: Langevin, x, y, batch_size: int | None = None):
+        """Free-phase predictions: ``dict(accuracy, loss, pred, steps, converged)``."""
+        bs = batch_size or max(self.batch_size, 64)
+        preds, steps, conv, costs = [], [], [], []
+        for lo in range(0, len(x), bs):
+            xb, yb = x[lo:lo + bs], y[lo:lo + bs]
+            res = engine.settle(tissue, inputs=xb, target=one_hot_targets(yb, tissue, self.target_on, self.target_off))
+            preds.append(predict_groups(res.rates, tissue))
+            steps.append(res.steps)
+            conv.append(res.converged)
+            costs.append(res.cost)
+        pred = np.concatenate(preds)
+        return {"accuracy": float(np.mean(pred == y)), "loss": float(np.mean(np.concatenate(costs))),
+                "pred": pred, "steps": np.concatenate(steps), "converged": np.concatenate(conv)}
+
+    def fit_epoch(self, tissue, engine: Langevin, x, y, epoch: int = 0, progress: bool = False) -> dict:
+        """One pass over ``(x, y)`` in a seeded random order."""
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(x))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(x), desc=f"epoch {epoch}", unit="ex", leave=False)
+        loss = correct = 0.0
+        t0 = time.perf_counter()
+        for lo in range(0, len(x), self.batch_size):
+            idx = order[lo:lo + self.batch_size]
+            rep = self.train_step(tissue, engine, x[idx], y[idx], index=idx)
+            loss += rep.loss * len(idx)
+            correct += rep.correct
+            if bar is not None:
+                bar.update(len(idx))
+                bar.set_postfix(loss=f"{loss / (lo + len(idx)):.3f}", acc=f"{correct / (lo + len(idx)):.3f}")
+        if bar is not None:
+            bar.close()
+        return {"loss": loss / len(x), "accuracy": correct / len(x), "seconds": time.perf_counter() - t0}

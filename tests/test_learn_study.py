@@ -1,0 +1,112 @@
+"""The learning study: its store, its resume, its config rules (small sizes)."""
+
+import numpy as np
+import pytest
+
+from studies.cli import main
+from studies.config import ConfigError, load_config
+from studies.run import RunRefused, run
+from tissue import load_tissue, open_run
+
+TINY = {
+    "name": "tiny", "seed": 0,
+    "tissue": {"shape": [8, 8, 3], "bias": 0.2},
+    "task": {"name": "patterns", "n_classes": 4, "noise": 0.1},
+    "learning": {"epochs": 2, "blends": 10, "alignment_samples": 2, "batch_size": 32},
+    "dynamics": {"max_steps": 150, "tol": 1e-3},
+    "homeostasis": {},
+    "baselines": {"mlp": False, "logistic": True},
+}
+
+
+def test_learning_store_holds_results_tissue_and_checks(tmp_path):
+    out = tmp_path / "learn.zarr"
+    s = run(TINY, out, progress=False)
+    assert s.status == "complete" and s.epochs_done == 2
+    ds = open_run(out)
+    assert ds.sizes["epoch"] == 2
+    for v in ("train_accuracy", "test_accuracy", "loss", "test_steps", "blend_steps", "alignment",
+              "baseline_test_accuracy"):
+        assert v in ds, v
+    assert ds.test_accuracy.attrs["units"] == "1" and "long_name" in ds.loss.attrs
+    # the stored prediction is what the stored tissue predicts
+    t = load_tissue(out)
+    assert t.syn.n_synapses > 0
+    t.syn.check()
+    acc = float((ds.test_pred.values == ds.test_label.values).mean())
+    assert acc == pytest.approx(float(ds.test_accuracy.values[-1]))
+    # learning happened on this easy task, and the alignment check at beta = 0.01 holds
+    assert ds.test_accuracy.values[-1] > 0.5
+    sym = ds.alignment.sel(nudging="symmetric", beta=0.01).values
+    assert np.nanmin(sym) >= 0.99
+    ds.close()
+    # a finished store is left alone on --resume
+    assert run(TINY, out, resume=True, progress=False).status == "already complete"
+
+
+def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    cfg = dict(TINY, learning=dict(TINY["learning"], epochs=3, blends=0, alignment_samples=0))
+    full = tmp_path / "full.zarr"
+    run(cfg, full, progress=False)
+    import plasticity.eqprop as E
+
+    calls = {"n": 0}
+    orig = E.EqProp.fit_epoch
+
+    def dying(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:            # killed during the second epoch
+            raise KeyboardInterrupt
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(E.EqProp, "fit_epoch", dying)
+    part = tmp_path / "part.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, part, progress=False)
+    monkeypatch.setattr(E.EqProp, "fit_epoch", orig)
+    with pytest.raises(RunRefused, match="already exists"):
+        run(cfg, part, progress=False)
+    s = run(cfg, part, resume=True, progress=False)
+    assert s.resumed_from == 1
+    a, b = load_tissue(full), load_tissue(part)
+    np.testing.assert_array_equal(a.syn.w, b.syn.w)
+    np.testing.assert_array_equal(a.bias, b.bias)
+    da, db = open_run(full), open_run(part)
+    np.testing.assert_array_equal(da.test_accuracy.values, db.test_accuracy.values)
+    np.testing.assert_array_equal(da.test_steps.values, db.test_steps.values)
+    # a different config is refused
+    other = dict(cfg, learning=dict(cfg["learning"], lr=0.01))
+    with pytest.raises(RunRefused, match="lr"):
+        run(other, part, resume=True, progress=False)
+
+
+@pytest.mark.parametrize("patch,needle", [
+    ({"learning": {"beta": 0.0}}, "[learning] beta"),
+    ({"learning": {"symmetric": "yes"}}, "[learning] symmetric"),
+    ({"learning": {"optimizer": "rmsprop"}}, "[learning] optimizer"),
+    ({"learning": {"epochs": 0}}, "[learning] epochs"),
+    ({"task": {"upsample": 3}}, "[tissue] shape"),
+    ({"task": {"name": "mnist"}}, "[task] name"),
+    ({"homeostasis": {"target": 0.99, "trigger": 0.95}}, "[homeostasis] target"),
+    ({"dynamics": {"phases": [{"temperature": 0, "steps": 5}]}}, "[dynamics] phases"),
+    ({"input": {"region": {"face": "z-"}}}, "[input]"),
+])
+def test_bad_learning_configs_name_the_key(patch, needle):
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    for sec, body in patch.items():
+        cfg.setdefault(sec, {})
+        cfg[sec] = dict(cfg[sec], **body)
+    with pytest.raises(ConfigError) as e:
+        load_config(cfg)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_shipped_learning_config_is_valid_and_cli_rejects_bad_one(tmp_path, capsys):
+    cfg = load_config("configs/learn-digits.toml")
+    assert cfg.learning is not None and cfg.task.name == "digits"
+    assert cfg.tissue.shape[2] - 1 >= 4          # output at least 4 voxels from the input
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[tissue]\nshape = [8, 8, 3]\n[task]\n[learning]\nbeta = -1\n[dynamics]\n')
+    assert main(["run", str(bad), "--out", str(tmp_path / "x.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "[learning] beta" in err and "Traceback" not in err
