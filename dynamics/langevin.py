@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import kernels as K
+from . import stencil
 
 
 class SimulationDiverged(RuntimeError):
@@ -154,11 +155,16 @@ class Langevin:
                         K.ACT_CODES[tissue.activation], epart)
 
     @staticmethod
-    def force(tissue, state, target=None, beta: float = 0.0) -> np.ndarray:
+    def force(tissue, state, target=None, beta: float = 0.0, cost=None) -> np.ndarray:
         """Force ``-dF/ds`` of a ``(B, N)`` state (0 on clamped and dead voxels), float64,
         with ``F = E + beta C`` (see :meth:`settle` for ``target`` and ``beta``)."""
         s = np.ascontiguousarray(np.atleast_2d(state).T)
         out = np.zeros(s.shape)
+        if cost is not None:
+            out_idx = tissue.region("output")
+            target = np.zeros((s.shape[1], len(out_idx)))
+            K.rates(s, K.ACT_CODES[tissue.activation], out)
+            cost.kernel_target(out[out_idx], target.T)
         ypos, Y, beta = nudge_arrays(tissue, target, beta, s.shape[1], s.dtype)
         K.force(tissue.syn.nbr, tissue.syn.deg, tissue.syn.w, tissue.bias, tissue.clamped.astype(np.uint8), s,
                 K.ACT_CODES[tissue.activation], out, ypos, Y, beta)
@@ -175,7 +181,7 @@ class Langevin:
     # ----------------------------------------------------------------- settle
     def settle(self, tissue, inputs=None, init=None, n_trials=None, steps=None, record=None,
                start_step: int = 0, progress: bool = False, carry: dict | None = None,
-               target=None, beta: float = 0.0) -> SettleResult:
+               target=None, beta: float = 0.0, cost=None) -> SettleResult:
         """Settle a batch of trials.
 
         Parameters
@@ -203,6 +209,10 @@ class Langevin:
             Nudge strength: the dynamics descend ``F = E + beta C`` with the
             squared-error cost ``C = 1/2 sum_o (rho(s_o) - y_o)^2`` (negative
             ``beta`` nudges away from the target, as EqProp's ``-beta`` phase).
+        cost : dynamics.costs.Cost, optional
+            Another cost of the output rates (e.g. on the group means) in place
+            of the squared error to ``target``; it is re-linearised before every
+            step (see :mod:`dynamics.costs`).
 
         Returns
         -------
@@ -218,21 +228,30 @@ class Langevin:
         from tissue.records import Recorder
 
         s = self.initial_state(tissue, n_trials, inputs, init)
+        if cost is not None and target is None:
+            target = np.zeros((s.shape[1], len(tissue.region("output"))))
         nudge = nudge_arrays(tissue, target, beta, s.shape[1], s.dtype)
+        if cost is not None and nudge[2] != 0.0:
+            nudge = nudge + (cost, tissue.region("output"))
         res = self._run(tissue, s, steps, record, start_step, progress, Recorder, carry, nudge)
-        if target is not None:
+        if cost is not None:
+            res.cost = cost.value(res.rates[:, tissue.region("output")])
+        elif target is not None:
             res.cost = self.cost(tissue, res.state, target)
         return res
 
     def _run(self, tissue, s, steps, record, start_step, progress, Recorder, carry=None, nudge=None):
         n, nb = s.shape
-        ypos, Y, beta = nudge if nudge is not None else nudge_arrays(tissue, None, 0.0, nb, s.dtype)
+        ypos, Y, beta = (nudge if nudge is not None else nudge_arrays(tissue, None, 0.0, nb, s.dtype))[:3]
+        cost, out_idx = nudge[3:] if nudge is not None and len(nudge) > 3 else (None, None)
         steps = self.max_steps if steps is None else int(steps)
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         act = K.ACT_CODES[tissue.activation]
         separate_r = act in (K.SIGMOID, K.TANH)
-        syn = tissue.syn
+        # the settling kernel: the table, or a stencil view of it built now (never
+        # kept between settles: plasticity rewrites syn.w in place)
+        step = stencil.stepper(tissue, nb, steps)
         frozen = tissue.clamped.astype(np.uint8)
         bias = tissue.bias
         dtype = s.dtype
@@ -279,8 +298,10 @@ class Langevin:
             for it in range(steps):
                 key = np.uint64(K.step_key(self.seed, t))
                 rec_now = rec is not None and rec.due(t)
-                K.langevin_step(syn.nbr, syn.deg, syn.w, bias, frozen, s, r, s_b, r_b, v, mask, dtype.type(self.dt),
-                                noise, key, act, write_v and rec_now, vpart, spart, ypos, Y, beta)
+                if cost is not None:    # re-linearise the cost at the present rates
+                    cost.kernel_target(r[out_idx], Y)
+                step(bias, frozen, s, r, s_b, r_b, v, mask, dtype.type(self.dt), noise, key, act,
+                     write_v and rec_now, vpart, spart, ypos, Y, beta)
                 vmax = vpart.max(axis=0)
                 smax = spart.max(axis=0)
                 if not (np.all(np.isfinite(vmax)) and np.all(smax <= self.blowup)):
@@ -319,8 +340,10 @@ class Langevin:
             rates = r if separate_r else s
             e = self.energy(tissue, s.T)
             # the drift speed of the state returned (mask 0: nothing moves, no noise)
-            K.langevin_step(syn.nbr, syn.deg, syn.w, bias, frozen, s, r, s_b, r_b, v, np.zeros_like(mask),
-                            dtype.type(self.dt), 0.0, np.uint64(0), act, write_v, vpart, spart, ypos, Y, beta)
+            if cost is not None:
+                cost.kernel_target(r[out_idx], Y)
+            step(bias, frozen, s, r, s_b, r_b, v, np.zeros_like(mask), dtype.type(self.dt), 0.0, np.uint64(0), act,
+                 write_v, vpart, spart, ypos, Y, beta)
             speed = vpart.max(axis=0)
             converged = speed < self.tol
             if rec is not None:
