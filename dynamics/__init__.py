@@ -1,5 +1,10 @@
-"""How tissue state moves in time: energies, forces and the Langevin settling engine."""
+"""How tissue state moves in time: energies, forces, the Langevin settling engine, costs for
+nudged settling, and the limit-cycle (Stuart-Landau, Kuramoto/XY) integrators."""
 
+from . import phase_measures
+from .costs import GroupCrossEntropy, GroupSquared
 from .langevin import Langevin, SettleResult, SimulationDiverged
+from .oscillators import Drive, Integrator, Kuramoto, Network, OscResult, StuartLandau, xy_energy
 
-__all__ = ["Langevin", "SettleResult", "SimulationDiverged"]
+__all__ = ["Drive", "GroupCrossEntropy", "GroupSquared", "Integrator", "Kuramoto", "Langevin", "Network",
+           "OscResult", "SettleResult", "SimulationDiverged", "StuartLandau", "phase_measures", "xy_energy"]
