@@ -43,7 +43,7 @@ def _derivs(s, activation):
     return s.copy(), np.ones_like(s), np.zeros_like(s)
 
 
-def exact_gradient(tissue, free_state, target, return_lambda: bool = False):
+def exact_gradient(tissue, free_state, target=None, return_lambda: bool = False, cost=None):
     """``dL/dW`` per slot ``(N, K)`` and ``dL/db`` ``(N,)`` (means over the batch),
     with ``L = 1/2 sum_o (rho(s*_o) - y_o)^2`` at the given free fixed points.
 
@@ -54,12 +54,19 @@ def exact_gradient(tissue, free_state, target, return_lambda: bool = False):
         Free fixed points (``Langevin.settle(...).state`` with ``beta = 0``),
         settled tightly: the gradient is exact only at a fixed point.
     target : array (B, n_outputs)
-        Targets of the output region (``tissue.region("output")`` order).
+        Targets of the output region (``tissue.region("output")`` order) of
+        the squared error; or
+    cost : dynamics.costs.Cost
+        Another cost of the output rates, bound to the batch's labels.
     """
     S = np.atleast_2d(np.asarray(free_state, dtype=np.float64))
-    Y = np.atleast_2d(np.asarray(target, dtype=np.float64))
-    W = tissue.to_scipy().astype(np.float64).tocsr()
     out = tissue.region("output")
+    if cost is None:
+        Y = np.atleast_2d(np.asarray(target, dtype=np.float64))
+        G = (_derivs(S[:, out], tissue.activation)[0] - Y).T          # dC/drho (n_out, B)
+    else:
+        G = cost.grad(_derivs(S[:, out], tissue.activation)[0].T)
+    W = tissue.to_scipy().astype(np.float64).tocsr()
     free = tissue.alive & (tissue.role != INPUT)
     nbr = tissue.syn.nbr
     occ = nbr >= 0
@@ -68,13 +75,13 @@ def exact_gradient(tissue, free_state, target, return_lambda: bool = False):
     gW = np.zeros(nbr.shape)
     gb = np.zeros(tissue.n)
     lams = []
-    for s, y in zip(S, Y):
+    for s, gc in zip(S, G.T):
         r, d1, d2 = _derivs(s, tissue.activation)
         h = W @ r + tissue.bias.astype(np.float64)
         act = free & (d1 > 0)
         A = np.flatnonzero(act)
         dC = np.zeros(tissue.n)
-        dC[out] = d1[out] * (r[out] - y)
+        dC[out] = d1[out] * gc
         lam = np.zeros(tissue.n)
         if len(A):
             DA = sp.diags(d1[A])
@@ -148,26 +155,26 @@ def as_float64(tissue):
     return t
 
 
-def alignment_curve(tissue, engine, inputs, labels, betas, on: float = 1.0, off: float = 0.0):
+def alignment_curve(tissue, engine, inputs, labels, betas, trainer=None):
     """Cosine between the EqProp update and ``-dL/dW`` against ``beta``, for symmetric
-    and one-sided nudging, per depth slab along z.
+    and one-sided nudging, per depth slab along z (with ``trainer``'s cost and targets).
 
     Returns ``{("symmetric" | "one-sided", beta): {slab or "all": cosine}}``. Settle
     with a tight ``engine`` (float64 tissue, small ``tol``): the exact gradient
     holds at the fixed point only.
     """
-    from .readout import one_hot_targets
+    from .eqprop import EqProp
 
-    y = one_hot_targets(labels, tissue, on, off)
+    y, cost = (trainer or EqProp()).cost_for(tissue, labels)
     free = engine.settle(tissue, inputs=inputs)
-    gW, _ = exact_gradient(tissue, free.state, y)
+    gW, _ = exact_gradient(tissue, free.state, y, cost=cost)
     rf = np.ascontiguousarray(free.rates.T)
     out = {}
     from .eqprop import contrast
 
     for beta in betas:
-        plus = engine.settle(tissue, inputs=inputs, init=free.state, target=y, beta=beta)
-        minus = engine.settle(tissue, inputs=inputs, init=free.state, target=y, beta=-beta)
+        plus = engine.settle(tissue, inputs=inputs, init=free.state, target=y, beta=beta, cost=cost)
+        minus = engine.settle(tissue, inputs=inputs, init=free.state, target=y, beta=-beta, cost=cost)
         rp, rm = np.ascontiguousarray(plus.rates.T), np.ascontiguousarray(minus.rates.T)
         for kind, a, b, scale in (("symmetric", rp, rm, 0.5 / beta), ("one-sided", rp, rf, 1.0 / beta)):
             g = np.empty(tissue.syn.w.shape)

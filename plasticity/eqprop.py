@@ -36,6 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from dynamics import Langevin, SimulationDiverged
+from dynamics.costs import COSTS, GroupCrossEntropy, GroupSquared
 from tissue import INPUT
 
 from .readout import one_hot_targets, predict_groups
@@ -133,12 +134,28 @@ class EqProp:
         Step cap of the nudged phases (default: the engine's ``max_steps``).
     target_on, target_off : float
         Target rates of the correct and the other output groups.
+    cost : {"squared", "group_squared", "cross_entropy"}
+        ``squared``: every output voxel towards its target; ``group_squared``:
+        each class's *mean* rate towards its target; ``cross_entropy``: softmax
+        cross-entropy of the group means over ``tau`` (see :mod:`dynamics.costs`).
+    tau : float
+        Temperature of the cross-entropy read-out.
+    jump_guard : float, optional
+        Leave out of the update every example whose nudged state moved a rate
+        by more than this from its free state: it fell into another attractor,
+        and the contrast then measures the jump, not the gradient (the energy
+        of a trained tissue has many minima). ``None`` keeps every example.
+    schedule : {"constant", "cosine"}
+        Learning-rate schedule over the epochs of :meth:`fit_epoch` (cosine:
+        from ``lr`` down to ``lr_final * lr``).
     weight_clip : float, optional
         Clip weights to ``[-weight_clip, weight_clip]`` after each update.
     brake : LipschitzBrake, optional
         Homeostasis (:mod:`plasticity.homeostasis`): when a free phase stalls
-        (some trial hits the step cap) or diverges, measure the contraction
-        and rescale the weights, then settle the mini-batch again.
+        (a share ``brake.stall_fraction`` of its trials hits the step cap) or
+        diverges, measure the contraction (at the stalled states) and rescale
+        the weights if it is above the brake's trigger, then settle the
+        mini-batch again.
     seed : int
         Seeds the shuffling of examples.
     """
@@ -154,6 +171,11 @@ class EqProp:
     nudged_steps: int | None = None
     target_on: float = 1.0
     target_off: float = 0.0
+    cost: str = "squared"
+    tau: float = 0.1
+    schedule: str = "constant"
+    lr_final: float = 0.05
+    jump_guard: float | None = None
     weight_clip: float | None = None
     brake: object = None
     seed: int = 0
@@ -166,6 +188,10 @@ class EqProp:
         ):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and ok(val)):
                 raise ValueError(f"EqProp {key} must be a finite number {allowed}, got {val!r}")
+        if self.cost not in COSTS:
+            raise ValueError(f"EqProp cost must be one of {COSTS}, got {self.cost!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"EqProp schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"EqProp optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if int(self.batch_size) < 1:
@@ -219,15 +245,29 @@ class EqProp:
                                                                     arrays["opt_particles"])}
 
     # ----------------------------------------------------------- one step
+    def cost_for(self, tissue, y):
+        """``(target, cost)`` for :meth:`dynamics.Langevin.settle` for labels ``y``."""
+        target = one_hot_targets(y, tissue, self.target_on, self.target_off)
+        if self.cost == "squared":
+            return target, None
+        out = tissue.region("output")
+        g = tissue.group[out]
+        n = int(tissue.group.max()) + 1
+        if self.cost == "group_squared":
+            return None, GroupSquared(g, y, n, self.target_on, self.target_off)
+        return None, GroupCrossEntropy(g, y, n, self.tau)
+
     def phases(self, tissue, engine: Langevin, x, y, init=None):
         """Settle free and nudged: returns ``(free, plus, minus)`` SettleResults
         (``minus`` is the free result again when one-sided)."""
-        target = one_hot_targets(y, tissue, self.target_on, self.target_off)
-        free = engine.settle(tissue, inputs=x, init=init, target=target, beta=0.0)
+        target, cost = self.cost_for(tissue, y)
+        free = engine.settle(tissue, inputs=x, init=init, target=target, beta=0.0, cost=cost)
         steps = self.nudged_steps
-        plus = engine.settle(tissue, inputs=x, init=free.state, target=target, beta=self.beta, steps=steps)
+        plus = engine.settle(tissue, inputs=x, init=free.state, target=target, beta=self.beta, steps=steps,
+                             cost=cost)
         if self.symmetric:
-            minus = engine.settle(tissue, inputs=x, init=free.state, target=target, beta=-self.beta, steps=steps)
+            minus = engine.settle(tissue, inputs=x, init=free.state, target=target, beta=-self.beta, steps=steps,
+                                  cost=cost)
         else:
             minus = free
         return free, plus, minus
@@ -242,30 +282,39 @@ class EqProp:
                 if brake is None or brake.check(tissue, when=when, reason="diverged") is None:
                     raise
                 continue
-            if brake is not None and not free.converged.all():
-                if brake.check(tissue, when=when, reason="stalled") is not None:
+            if brake is not None and brake.stalled(free.converged):
+                stuck = free.state[~free.converged][:4]
+                if brake.check(tissue, when=when, reason="stalled", states=stuck) is not None:
                     continue
             return free, plus, minus
         return self.phases(tissue, engine, x, y, init=init)
 
+    def kept(self, free, plus, minus) -> np.ndarray:
+        """Examples whose nudged states stayed near their free state (see ``jump_guard``)."""
+        if self.jump_guard is None:
+            return np.ones(len(free.rates), bool)
+        jump = np.maximum(np.abs(plus.rates - free.rates).max(axis=1), np.abs(minus.rates - free.rates).max(axis=1))
+        return jump <= self.jump_guard
+
     def gradient(self, tissue, free, plus, minus):
         """EqProp estimate of ``-dL/dW`` per slot ``(N, K)`` and ``-dL/db`` ``(N,)``
-        (means over the batch) from the phases' rates."""
-        rp = np.ascontiguousarray(plus.rates.T)
-        rm = np.ascontiguousarray(minus.rates.T)
+        (means over the kept examples of the batch) from the phases' rates."""
+        keep = self.kept(free, plus, minus)
+        if not keep.any():
+            return np.zeros(tissue.syn.w.shape), np.zeros(tissue.n)
+        rp = np.ascontiguousarray(plus.rates[keep].T)
+        rm = np.ascontiguousarray(minus.rates[keep].T)
         scale = 1.0 / (2.0 * self.beta) if self.symmetric else 1.0 / self.beta
         g = np.empty(tissue.syn.w.shape, dtype=np.float64)
         contrast(tissue.syn.nbr, tissue.syn.deg, rp, rm, g)
         g *= scale
-        gb = (plus.rates.astype(np.float64) - minus.rates.astype(np.float64)).mean(axis=0) * scale
+        gb = (plus.rates[keep].astype(np.float64) - minus.rates[keep].astype(np.float64)).mean(axis=0) * scale
         free_mask = (tissue.role != INPUT) & tissue.alive
         return g, np.where(free_mask, gb, 0.0)
 
     def apply(self, tissue, g, gb) -> None:
         """Move the weights and biases along ``g`` / ``gb`` (ascent on ``-L``)."""
         st = self._state
-        g = g * st["slot_scale"]
-        gb = gb * st["bias_scale"]
         if self.optimizer == "adam":
             if st["m"] is None or st["m"].shape != g.shape:
                 st["m"], st["v"] = np.zeros_like(g), np.zeros_like(g)
@@ -276,9 +325,13 @@ class EqProp:
             mb, vb = st["mb"][:, None].copy(), st["vb"][:, None].copy()
             _adam(gb2, mb, vb, st["t"], 0.9, 0.999, 1e-8)
             st["mb"], st["vb"], gb = mb[:, 0], vb[:, 0], gb2[:, 0]
-        lr_b = self.lr if self.lr_bias is None else self.lr_bias
+        # per-depth factors scale the step (after Adam, whose normalisation would cancel them)
+        g = g * st["slot_scale"]
+        gb = gb * st["bias_scale"]
+        scale = st.get("lr_scale", 1.0)
+        lr_b = scale * (self.lr if self.lr_bias is None else self.lr_bias)
         w = tissue.syn.w
-        w += (self.lr * g).astype(w.dtype)
+        w += (scale * self.lr * g).astype(w.dtype)
         w[tissue.syn.nbr < 0] = 0
         if self.weight_clip is not None:
             np.clip(w, -self.weight_clip, self.weight_clip, out=w)
@@ -311,7 +364,8 @@ class EqProp:
         preds, steps, conv, costs = [], [], [], []
         for lo in range(0, len(x), bs):
             xb, yb = x[lo:lo + bs], y[lo:lo + bs]
-            res = engine.settle(tissue, inputs=xb, target=one_hot_targets(yb, tissue, self.target_on, self.target_off))
+            target, cost = self.cost_for(tissue, yb)
+            res = engine.settle(tissue, inputs=xb, target=target, cost=cost)
             preds.append(predict_groups(res.rates, tissue))
             steps.append(res.steps)
             conv.append(res.converged)
@@ -320,8 +374,19 @@ class EqProp:
         return {"accuracy": float(np.mean(pred == y)), "loss": float(np.mean(np.concatenate(costs))),
                 "pred": pred, "steps": np.concatenate(steps), "converged": np.concatenate(conv)}
 
-    def fit_epoch(self, tissue, engine: Langevin, x, y, epoch: int = 0, progress: bool = False) -> dict:
-        """One pass over ``(x, y)`` in a seeded random order."""
+    def lr_scale(self, epoch: int, epochs: int | None) -> float:
+        """The schedule's factor on the learning rates in ``epoch`` of ``epochs``:
+        1 for ``constant``; for ``cosine`` from 1 down to ``lr_final`` (half a cosine)."""
+        if self.schedule == "constant" or not epochs:
+            return 1.0
+        return self.lr_final + (1 - self.lr_final) * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+    def fit_epoch(self, tissue, engine: Langevin, x, y, epoch: int = 0, progress: bool = False,
+                  epochs: int | None = None) -> dict:
+        """One pass over ``(x, y)`` in a seeded random order (``epochs``: the length of
+        the schedule, see :meth:`lr_scale`)."""
+        self._prepare(tissue)
+        self._state["lr_scale"] = self.lr_scale(epoch, epochs)
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(x))
         bar = None

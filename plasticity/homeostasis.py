@@ -29,10 +29,11 @@ from tissue import INPUT
 MAX_GAIN = {"hard_sigmoid": 1.0, "sigmoid": 0.25, "tanh": 1.0, "linear": 1.0}
 
 
-def spectral_norm(tissue, iters: int = 100, rtol: float = 1e-4, seed: int = 0) -> float:
+def spectral_norm(tissue, iters: int = 100, rtol: float = 1e-4, seed: int = 0, units=None) -> float:
     """Largest ``|eigenvalue|`` of the symmetric couplings among free living units
-    (power iteration on ``W_FF^2`` so that the sign of the top eigenvalue does not matter)."""
-    free = np.flatnonzero(tissue.alive & (tissue.role != INPUT))
+    (or among ``units``), by power iteration on ``W_FF^2`` so that the sign of the
+    top eigenvalue does not matter."""
+    free = np.flatnonzero(tissue.alive & (tissue.role != INPUT)) if units is None else np.asarray(units)
     if len(free) == 0:
         return 0.0
     W = tissue.to_scipy().astype(np.float64).tocsr()[free][:, free]
@@ -55,9 +56,18 @@ def spectral_norm(tissue, iters: int = 100, rtol: float = 1e-4, seed: int = 0) -
     return float(lam)
 
 
-def contraction(tissue, **kw) -> float:
-    """``L = max|rho'| * ||W_FF||_2`` (see the module doc)."""
-    return MAX_GAIN[tissue.activation] * spectral_norm(tissue, **kw)
+def contraction(tissue, states=None, **kw) -> float:
+    """``L = max|rho'| * ||W_FF||_2`` (see the module doc).
+
+    With ``states`` ``(B, N)`` and the hard sigmoid, the local contraction at
+    those states instead: the couplings among the units strictly inside (0, 1)
+    (clipped units pass no signal), the largest over the states.
+    """
+    if states is None or tissue.activation != "hard_sigmoid":
+        return MAX_GAIN[tissue.activation] * spectral_norm(tissue, **kw)
+    free = tissue.alive & (tissue.role != INPUT)
+    return max(spectral_norm(tissue, units=np.flatnonzero(free & (s > 0) & (s < 1)), **kw)
+               for s in np.atleast_2d(states))
 
 
 @dataclass
@@ -72,6 +82,9 @@ class LipschitzBrake:
         Brake only if the measured ``L`` exceeds this (>= target).
     enabled : bool
         Switch: a disabled brake measures nothing and never acts.
+    stall_fraction : float
+        A free phase counts as stalled when at least this fraction of its
+        trials hit the step cap (a few slow trials are not a stall).
 
     ``actions`` lists every brake: ``{"when", "reason", "L_before", "L_after", "scale"}``.
     """
@@ -79,17 +92,23 @@ class LipschitzBrake:
     target: float = 0.9
     trigger: float = 0.95
     enabled: bool = True
+    stall_fraction: float = 0.25
     actions: list = field(default_factory=list)
 
     def __post_init__(self):
         if not 0 < self.target <= self.trigger:
             raise ValueError(f"brake target must be in (0, trigger={self.trigger}], got {self.target!r}")
 
-    def check(self, tissue, when=None, reason: str = "check") -> dict | None:
-        """Measure ``L``; rescale the weights if it exceeds ``trigger``. Returns the action or None."""
+    def stalled(self, converged) -> bool:
+        """Did the velocity stop falling in too many trials?"""
+        return self.enabled and float(np.mean(~np.asarray(converged, bool))) >= self.stall_fraction
+
+    def check(self, tissue, when=None, reason: str = "check", states=None) -> dict | None:
+        """Measure ``L`` (at ``states`` when given: see :func:`contraction`); rescale the
+        weights if it exceeds ``trigger``. Returns the action or None."""
         if not self.enabled:
             return None
-        lb = contraction(tissue)
+        lb = contraction(tissue, states)
         if lb <= self.trigger:
             return None
         scale = self.target / lb

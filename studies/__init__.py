@@ -2,9 +2,13 @@
 
 - :mod:`studies.config`: run configurations in TOML, validated into typed objects
   (:func:`~studies.config.load_config`, :class:`~studies.config.ConfigError`);
-- :mod:`studies.run`: the settle-run protocol with resume (:func:`studies.run.run`);
-- :mod:`studies.demo`: the pattern-recall showcase (:func:`studies.demo.run_demo`);
-- :mod:`studies.cli`: ``tissue run | info | demo | check``.
+- :mod:`studies.run`: the run protocol with resume (:func:`studies.run.run`): settle runs, and
+  learning runs (:mod:`studies.learn`) for configs with ``[learning]``;
+- :mod:`studies.tasks`, :mod:`studies.baselines`: the digits and pattern tasks, their input map,
+  and the backprop references;
+- :mod:`studies.sweep`: grids of runs on ``dask.distributed`` (``tissue sweep``);
+- :mod:`studies.demo`: the showcase (:func:`studies.demo.run_demo`);
+- :mod:`studies.cli`: ``tissue run | sweep | info | demo | check``.
 
     >>> from studies import load_config
     >>> from studies.run import run

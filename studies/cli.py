@@ -3,14 +3,16 @@
 ::
 
     tissue run CONFIG.toml --out RUN.zarr [--resume | --overwrite] [--quiet]
+    tissue sweep SWEEP.toml --out DIR [--scheduler ADDRESS] [--workers N] [--quiet]
     tissue info RUN.zarr
-    tissue demo [--out DIR] [--size N] [--quiet]
+    tissue demo [--out DIR] [--size N] [--learn-epochs E] [--quiet]
     tissue check CONFIG.toml          # validate; print the canonical config as TOML
     tissue check --schema             # every key, its default and what it allows
 
 Exit status: 0 done, 2 bad configuration or refused (one line on stderr, no
 traceback), 3 the simulation diverged (the store keeps the last finite frame),
-130 interrupted (resume with ``--resume``).
+130 interrupted (resume with ``--resume``). ``tissue sweep`` exits 3 when some
+jobs diverged and 1 when some failed otherwise (the others are combined).
 """
 
 from __future__ import annotations
@@ -43,10 +45,40 @@ def _cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import load_sweep
+
+    spec = load_sweep(Path(args.sweep))    # the sweep and every job's config, before any work
+    from .sweep import run_sweep
+
+    try:
+        summary = run_sweep(spec, args.out, scheduler=args.scheduler, workers=args.workers,
+                            progress=_progress(args), echo=None if args.quiet else print)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with the same command (tissue sweep {args.sweep} --out {args.out}): "
+              f"complete jobs are kept, interrupted ones resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print("\n".join(summary.lines()))
+    for name, why in summary.failed.items():
+        print(f"error: job {name}: {why}", file=sys.stderr)
+    if summary.failed:
+        return EXIT_DIVERGED if all(w.startswith("diverged") for w in summary.failed.values()) else 1
+    return EXIT_OK
+
+
+def _workers(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 def _cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.out, size=args.size, progress=_progress(args), echo=None if args.quiet else print)
+    run_demo(args.out, size=args.size, progress=_progress(args), echo=None if args.quiet else print,
+             learn_epochs=args.learn_epochs)
     return EXIT_OK
 
 
@@ -152,6 +184,23 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no summary")
     r.set_defaults(func=_cmd_run)
 
+    w = sub.add_parser("sweep", help="run a grid of configs on dask.distributed and combine them",
+                       description="Validate SWEEP.toml (a base run config, a [grid] of dotted keys -> "
+                                   "values, optional [overrides] and [dims]) and every job's config; run "
+                                   "each unfinished job into DIR/jobs/<name>.zarr (complete jobs are "
+                                   "skipped, interrupted ones resume) on a local cluster of worker "
+                                   "processes or an existing one; combine them into DIR/sweep.zarr.",
+                       epilog="exit status: 0 ok, 2 bad sweep or refused, 3 some jobs diverged, "
+                              "1 some jobs failed, 130 interrupted (rerun to continue)")
+    w.add_argument("sweep", metavar="SWEEP.toml")
+    w.add_argument("--out", required=True, metavar="DIR", help="the sweep directory (job stores and sweep.zarr)")
+    w.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run on an existing dask cluster (e.g. tcp://host:8786; workers must see DIR)")
+    w.add_argument("--workers", type=_workers, default=2, metavar="N",
+                   help="worker processes of the local cluster (default 2; ignored with --scheduler)")
+    w.add_argument("--quiet", "-q", action="store_true", help="no progress bar, no summary")
+    w.set_defaults(func=_cmd_sweep)
+
     i = sub.add_parser("info", help="describe a run store")
     i.add_argument("store", metavar="RUN.zarr")
     i.set_defaults(func=_cmd_info)
@@ -159,10 +208,13 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="pattern recall in a 32^3 tissue, with pictures",
                        description="Store 3 smooth 3D patterns, recall them from 25%%-flipped cues at "
                                    "T=0.02 then T=0; write DIR/run.zarr (replaced if present), "
-                                   "DIR/slices.png and DIR/energy_overlap.png.")
+                                   "DIR/slices.png and DIR/energy_overlap.png; then learn the 8x8 "
+                                   "digits with EqProp for a few epochs: DIR/learn.zarr, DIR/learning.png.")
     d.add_argument("--out", default="demo-out", metavar="DIR", help="output directory (default: demo-out)")
     d.add_argument("--size", type=int, default=None, metavar="N",
-                   help="an N^3 tissue instead of 32^3 (quick runs)")
+                   help="an N^3 tissue instead of 32^3, and an 8x8x5 learning tissue (quick runs)")
+    d.add_argument("--learn-epochs", type=int, default=5, metavar="E",
+                   help="epochs of the learning step (configs/learn-digits.toml; 0 skips it; default 5)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no summary")
     d.set_defaults(func=_cmd_demo)
 

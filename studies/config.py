@@ -432,6 +432,13 @@ class LearningConfig:
     nudged_steps: int | None = param("int", "step cap of the nudged phases (default max_steps)", None, lo=1)
     target_on: float = param("float", "target rate of the correct output group", 1.0)
     target_off: float = param("float", "target rate of the other output groups", 0.0)
+    cost: str = param("choice", "squared error per output voxel, on the group means, or softmax "
+                      "cross-entropy of the group means", "squared",
+                      choices=("squared", "group_squared", "cross_entropy"))
+    tau: float = param("float", "temperature of the cross-entropy read-out", 0.1, lo=0, lo_open=True)
+    schedule: str = param("choice", "learning-rate schedule over the epochs", "constant",
+                          choices=("constant", "cosine"))
+    lr_final: float = param("float", "cosine schedule: final learning rate / lr", 0.05, lo=0, hi=1)
     weight_clip: float | None = param("float", "clip weights to [-c, c] after each update", None,
                                       lo=0, lo_open=True)
     blends: int = param("int", "ambiguous 50/50 blends of two test digits for the uncertainty AUROC",
@@ -448,6 +455,8 @@ class HomeostasisConfig:
     target: float = param("float", "contraction to brake down to", 0.9, lo=0, lo_open=True)
     trigger: float = param("float", "brake only above this contraction (>= target)", 0.95,
                            lo=0, lo_open=True)
+    stall_fraction: float = param("float", "a free phase has stalled when this share of its trials "
+                                  "hits max_steps", 0.25, lo=0, lo_open=True, hi=1)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,11 @@ land in one directory, and a short summary is printed.
 
 ``configs/demo.toml`` is the same configuration written out with comments
 (a test checks that both give the same canonical config).
+
+Then the tissue learns: ``configs/learn-digits.toml`` shortened to a few epochs
+(Equilibrium Propagation on the 8x8 digits, output 4 voxels from the input),
+written to ``learn.zarr`` with a learning-curve picture beside the backprop
+baselines trained on the same split (``learning.png``).
 """
 
 from __future__ import annotations
@@ -52,9 +57,30 @@ class DemoResult:
     slices: Path
     curves: Path
     summary: object  # studies.run.RunSummary
+    learn_store: Path | None = None
+    learning_png: Path | None = None
+    learn_summary: object = None  # studies.learn.LearnSummary
 
 
-def run_demo(out="demo-out", size: int | None = None, progress: bool = True, echo=print) -> DemoResult:
+LEARN_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "learn-digits.toml"
+
+
+def learn_demo_config(epochs: int = 5, small: bool = False):
+    """``configs/learn-digits.toml`` with ``epochs`` epochs and a short end-of-run check;
+    ``small``: an 8 x 8 x 5 tissue with the images at scale 1 (quick runs, tests)."""
+    import tomllib
+
+    d = tomllib.loads(LEARN_CONFIG.read_text())
+    d["name"] = "demo-learning"
+    d["learning"].update(epochs=int(epochs), alignment_samples=2 if small else 4, blends=50 if small else 100)
+    if small:
+        d["tissue"]["shape"] = [8, 8, 5]
+        d["task"]["upsample"] = 1
+    return load_config(d)
+
+
+def run_demo(out="demo-out", size: int | None = None, progress: bool = True, echo=print,
+             learn_epochs: int = 5) -> DemoResult:
     """Run the demo into directory ``out`` (its ``run.zarr`` is replaced) and draw its pictures.
 
     Parameters
@@ -62,11 +88,14 @@ def run_demo(out="demo-out", size: int | None = None, progress: bool = True, ech
     out : str or Path
         Output directory: ``run.zarr``, ``slices.png``, ``energy_overlap.png``.
     size : int, optional
-        Edge of a smaller cubic tissue (default 32).
+        Edge of a smaller cubic tissue (default 32); below 32 the learning step
+        also uses a small 8 x 8 x 5 tissue.
     progress : bool
         Progress bars.
     echo : callable
         Receives the summary lines (``print`` by default; ``None`` for silence).
+    learn_epochs : int
+        Epochs of the learning step (0 skips it).
     """
     from tissue import open_run
     from tissue.view import orthogonal_slices_png, plot_energy_overlap
@@ -98,5 +127,25 @@ def run_demo(out="demo-out", size: int | None = None, progress: bool = True, ech
         for line in summary.lines():
             echo(line)
         echo(f"  pictures: {slices}, {curves}")
-        echo(f"  demo wall time {time.perf_counter() - t0:.1f} s (run {summary.wall_time:.1f} s)")
-    return DemoResult(store, slices, curves, summary)
+    result = DemoResult(store, slices, curves, summary)
+    if learn_epochs:
+        from .learn import plot_learning_curves
+
+        lcfg = learn_demo_config(learn_epochs, small=size is not None and size < 32)
+        result.learn_store = out / "learn.zarr"
+        result.learn_summary = run(lcfg, result.learn_store, overwrite=True, progress=progress)
+        ds = open_run(result.learn_store)
+        try:
+            shape = "x".join(str(n) for n in lcfg.tissue.shape)
+            result.learning_png = plot_learning_curves(
+                ds, out / "learning.png",
+                title=f"EqProp, {shape} tissue, 8x8 digits (output 4 voxels from the input)")
+        finally:
+            ds.close()
+        if echo is not None:
+            for line in result.learn_summary.lines():
+                echo(line)
+            echo(f"  picture: {result.learning_png}")
+    if echo is not None:
+        echo(f"  demo wall time {time.perf_counter() - t0:.1f} s")
+    return result

@@ -81,11 +81,12 @@ def build_learning(cfg) -> LearnSetup:
     brake = None
     if cfg.homeostasis is not None:
         h = cfg.homeostasis
-        brake = LipschitzBrake(target=h.target, trigger=h.trigger, enabled=h.enabled)
+        brake = LipschitzBrake(target=h.target, trigger=h.trigger, enabled=h.enabled,
+                               stall_fraction=h.stall_fraction)
     trainer = EqProp(beta=lc.beta, symmetric=lc.symmetric, lr=lc.lr, lr_bias=lc.lr_bias, depth_lr=lc.depth_lr,
                      optimizer=lc.optimizer, batch_size=lc.batch_size, persistent=lc.persistent,
                      nudged_steps=lc.nudged_steps, target_on=lc.target_on, target_off=lc.target_off,
-                     weight_clip=lc.weight_clip, brake=brake, seed=cfg.seed)
+                     cost=lc.cost, tau=lc.tau, schedule=lc.schedule, lr_final=lc.lr_final, weight_clip=lc.weight_clip, brake=brake, seed=cfg.seed)
     d = cfg.dynamics
     engine = Langevin(dt=d.dt, temperature=0.0, tol=d.tol, max_steps=d.max_steps, blowup=d.blowup)
     return LearnSetup(t, task, xtr, xte, trainer, engine, brake)
@@ -177,7 +178,6 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
             shutil.rmtree(out)
         hist, done = {k: [] for k in _HIST}, 0
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    root = zarr.open_group(out, mode="a")
     n_weights = trainable_synapses(setup.tissue)
     base = {
         "title": f"neural-tissue learning run {cfg.name!r}", "kind": "learning", "name": cfg.name,
@@ -185,7 +185,10 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         "created": created, "status": "running", "n_weights": n_weights, "n_neurons": int(setup.tissue.alive.sum()),
         "synapses": setup.tissue.syn.n_synapses,
     }
-    root.update_attributes(_jsonable(base))
+    if (out / "zarr.json").is_file():
+        zarr.open_group(out, mode="a").update_attributes(_jsonable(base))
+    else:   # the group and its config in one write: a kill never leaves a store without its config
+        zarr.create_group(out, attributes=_jsonable(base))
     t, task, eng, tr = setup.tissue, setup.task, setup.engine, setup.trainer
     bar = None
     if progress:
@@ -195,7 +198,7 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     try:
         for epoch in range(done, lc.epochs):
             n_brakes = 0 if setup.brake is None else len(setup.brake.actions)
-            rep = tr.fit_epoch(t, eng, setup.xtr, task.y_train, epoch=epoch, progress=progress)
+            rep = tr.fit_epoch(t, eng, setup.xtr, task.y_train, epoch=epoch, progress=progress, epochs=lc.epochs)
             ev = tr.evaluate(t, eng, setup.xte, task.y_test)
             hist["train_accuracy"].append(rep["accuracy"])
             hist["loss"].append(rep["loss"])
@@ -262,8 +265,7 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
         k = min(lc.alignment_samples, len(setup.xte))
         t64 = as_float64(t)
         tight = Langevin(dt=cfg.dynamics.dt, tol=1e-9, max_steps=100_000)
-        curve = alignment_curve(t64, tight, setup.xte[:k], task.y_test[:k], ALIGN_BETAS, lc.target_on,
-                                lc.target_off)
+        curve = alignment_curve(t64, tight, setup.xte[:k], task.y_test[:k], ALIGN_BETAS, trainer=tr)
         slabs = sorted({s for v in curve.values() for s in v if s != "all"})
         cos = np.full((2, len(ALIGN_BETAS), len(slabs) + 1), np.nan)
         for a, kind in enumerate(("symmetric", "one-sided")):
@@ -304,3 +306,31 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
         coords["blend"] = np.arange(lc.blends)
     xr.Dataset(data, coords=coords).to_zarr(out, mode="a", consolidated=False)
     return extras
+
+
+def plot_learning_curves(ds, path, title: str = "") -> Path:
+    """Train and test accuracy per epoch, with the baselines as horizontal lines (matplotlib PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ep = ds.epoch.values + 1
+    ax.plot(ep, ds.train_accuracy.values, "o-", ms=3, label="tissue, train (during the epoch)")
+    ax.plot(ep, ds.test_accuracy.values, "s-", ms=3, label="tissue, held-out")
+    if "baseline_test_accuracy" in ds:
+        for name, acc in zip(ds.baseline.values, ds.baseline_test_accuracy.values):
+            ax.axhline(float(acc), ls="--", lw=1, color="k" if str(name) == "mlp" else "gray",
+                       label=f"{name} (backprop), held-out {float(acc):.3f}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

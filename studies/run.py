@@ -263,6 +263,10 @@ def _check_resumable(out: Path, canonical: dict, has_checkpoint: bool) -> str | 
             raise RunRefused(f"cannot resume {out}: it holds no run config (not written by `tissue run`?)")
         return None  # a run interrupted before its first checkpoint: nothing to keep, start again
     given = json.loads(json.dumps(canonical))
+    try:   # the stored config in today's canonical form (keys added since then take their defaults)
+        stored = json.loads(json.dumps(load_config(stored).to_dict()))
+    except Exception:  # noqa: BLE001 - a config that no longer validates is compared as stored
+        pass
     if stored != given:
         raise RunRefused(f"cannot resume {out}: its config differs at {_first_difference(stored, given)}; "
                          f"use the original config, or --overwrite to start again")

@@ -458,11 +458,11 @@ def test_a_diverging_run_exits_3_and_stores_no_nan(tmp_path):
 
 
 # ------------------------------------------------------------------ the demo
-def test_demo_writes_a_store_and_two_pictures(tmp_path, capsys):
+def test_demo_writes_stores_and_pictures(tmp_path, capsys):
     import matplotlib.image as mpimg
 
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--size", "12"]) == 0
+    assert main(["demo", "--out", str(out), "--size", "12", "--learn-epochs", "1"]) == 0
     printed = capsys.readouterr().out
     assert "complete" in printed and "overlap cue 0.500 -> final" in printed and "slices.png" in printed
     ds = open_run(out / "run.zarr")
@@ -470,12 +470,18 @@ def test_demo_writes_a_store_and_two_pictures(tmp_path, capsys):
     assert root_attrs(out / "run.zarr")["status"] == "complete"
     m = ds.overlap.isel(time=-1).values[np.arange(3), ds.target.values]
     assert np.all(m > 0.9), m
-    for name in ("slices.png", "energy_overlap.png"):
+    # the learning step: one epoch of EqProp on the digits, beside the baselines
+    assert root_attrs(out / "learn.zarr")["status"] == "complete"
+    lds = open_run(out / "learn.zarr")
+    # chance is 0.1 +- 0.014 over the 450 held-out digits: 0.15 is > 3.5 sigma above it
+    assert lds.sizes["epoch"] == 1 and float(lds.test_accuracy[-1]) > 0.15
+    assert "baseline_test_accuracy" in lds and "learning.png" in printed
+    for name in ("slices.png", "energy_overlap.png", "learning.png"):
         img = mpimg.imread(out / name)[..., :3]
         assert img.shape[0] > 200 and img.std() > 0.05, name
         assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20, name
     # a second demo into the same directory replaces its store
-    assert main(["demo", "--out", str(out), "--size", "8", "-q"]) == 0
+    assert main(["demo", "--out", str(out), "--size", "8", "-q", "--learn-epochs", "0"]) == 0
     assert open_run(out / "run.zarr").sizes["x"] == 8
 
 

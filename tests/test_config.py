@@ -27,7 +27,7 @@ def toml(top="", tissue="", dynamics="", phase="", extra="", phases=None) -> str
 # (id, TOML text, text the one-line message must contain)
 BAD = [
     ("unknown-top-key", toml(top="colour = 3"), "unknown key 'colour'"),
-    ("unknown-section", toml(extra="[learning]\nrate = 0.1"), "unknown key 'learning'"),
+    ("unknown-section", toml(extra="[learnin]\nrate = 0.1"), "unknown key 'learnin'"),
     ("unknown-section-key", toml(tissue="stencl = 26"), "[tissue] unknown key 'stencl'"),
     ("unknown-phase-key", toml(phase="temp = 1.0"), "[dynamics] phases[0] unknown key 'temp'"),
     ("unknown-region-key", toml(extra='[input]\nregion = {face = "z-", deep = 2}'), "[input] region"),
@@ -65,7 +65,7 @@ BAD = [
     ("stencil-and-radius", toml(tissue="stencil = 6\nradius = 2.0"), "[tissue] radius = 2.0"),
     ("negative-weight-scale", toml(tissue="weight_scale = -1.0"), "[tissue] weight_scale = -1.0"),
     ("empty-phases", toml(phases="phases = []"), "[dynamics] phases = []"),
-    ("missing-phases", toml(phases=""), "[dynamics] phases is required"),
+    ("missing-phases", toml(phases=""), "[[dynamics.phases]] is required"),
     ("missing-steps", toml(phases="[[dynamics.phases]]\ntemperature = 0.0"),
      "[dynamics] phases[0].steps is required"),
     ("bad-variables", toml(extra='[record]\nvariables = ["activation", "speed"]'), "[record] variables"),

@@ -185,3 +185,79 @@ def test_spectral_norm_matches_dense_eigenvalues():
     W = t.to_scipy().toarray()[np.ix_(free, free)]
     assert spectral_norm(t, rtol=1e-10, iters=5000) == pytest.approx(np.abs(np.linalg.eigvalsh(W)).max(),
                                                                      rel=1e-4)
+
+
+@pytest.mark.parametrize("cls", ["GroupSquared", "GroupCrossEntropy"])
+def test_group_cost_gradients_match_finite_differences(cls):
+    import dynamics.costs as C
+
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 4, 30)
+    labels = rng.integers(0, 4, 5)
+    cost = getattr(C, cls)(group, labels, 4)
+    r = rng.random((5, 30))
+    g = cost.grad(r.T.copy())                     # (n_out, B)
+    eps = 1e-6
+    for o in (0, 7, 29):
+        d = np.zeros_like(r)
+        d[:, o] = eps
+        fd = (cost.value(r + d) - cost.value(r - d)) / (2 * eps)
+        np.testing.assert_allclose(g[o], fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("cost", ["group_squared", "cross_entropy"])
+def test_group_costs_nudged_fixed_point_and_alignment(cost):
+    t = column((8, 8, 6))
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 64))
+    labels = rng.integers(0, 4, 6)
+    ep = EqProp(beta=0.01, cost=cost)
+    target, c = ep.cost_for(t, labels)
+    nudged = TIGHT.settle(t, inputs=x, cost=c, beta=0.5)
+    # projected force of F = E + beta C vanishes at the nudged fixed point
+    f = TIGHT.force(t, nudged.state, cost=c, beta=0.5)
+    s = nudged.state
+    proj = np.where(((s <= 0) & (f < 0)) | ((s >= 1) & (f > 0)), 0.0, f)
+    assert np.abs(proj).max() < 1e-8
+    free, plus, minus = ep.phases(t, TIGHT, x, labels)
+    g, _ = ep.gradient(t, free, plus, minus)
+    gW, _ = exact_gradient(t, free.state, cost=c)
+    assert min(slab_cosines(t, g, -gW).values()) >= 0.99
+
+
+def test_depth_learning_rates_scale_the_adam_step_exactly():
+    # Adam's first step is +/- lr for every synapse with a non-zero gradient; the depth factor multiplies it
+    t = column((4, 4, 6))
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 16))
+    labels = rng.integers(0, 4, 4)
+    w0 = t.syn.w.copy()
+    ep = EqProp(beta=0.05, lr=1e-3, optimizer="adam", depth_lr=1.5)
+    g, _ = ep.gradient(t, *ep.phases(t, TIGHT, x, labels))   # what the step will see
+    ep.train_step(t, TIGHT, x, labels)
+    step = np.abs(t.syn.w - w0)
+    d = depth_from_output(t)
+    j = np.where(t.syn.nbr >= 0, t.syn.nbr, 0)
+    expect = 1e-3 * 1.5 ** (0.5 * (d[:, None] + d[j])) * np.abs(g) / (np.abs(g) + 1e-8)  # Adam's eps
+    moved = step > 0
+    assert moved.sum() > 0.5 * (t.syn.nbr >= 0).sum()
+    np.testing.assert_allclose(step[moved], expect[moved], rtol=1e-5)
+
+
+def test_jump_guard_leaves_out_examples_that_changed_attractor():
+    from types import SimpleNamespace as NS
+
+    t = column((4, 4, 6))
+    rng = np.random.default_rng(0)
+    r0 = rng.random((3, t.n)) * 0.5
+    rp, rm = r0 + 0.01, r0 - 0.01
+    rp[1, 40] += 0.9                      # example 1 jumped to another attractor in the + phase
+    free, plus, minus = NS(rates=r0), NS(rates=rp), NS(rates=rm)
+    assert EqProp(jump_guard=0.5).kept(free, plus, minus).tolist() == [True, False, True]
+    assert EqProp().kept(free, plus, minus).all()
+    g_all, _ = EqProp(beta=0.01).gradient(t, free, plus, minus)
+    g_kept, _ = EqProp(beta=0.01, jump_guard=0.5).gradient(t, free, plus, minus)
+    keep = np.array([0, 2])
+    g_ref, _ = EqProp(beta=0.01).gradient(t, NS(rates=r0[keep]), NS(rates=rp[keep]), NS(rates=rm[keep]))
+    np.testing.assert_array_equal(g_kept, g_ref)
+    assert not np.array_equal(g_all, g_kept)

@@ -1,0 +1,72 @@
+"""Exploration of EqProp settings on the digits: one seed, accuracy per epoch (docs/results.md).
+
+    NUMBA_NUM_THREADS=1 python bench/learn_explore.py --shape 16,16,5 --upsample 2 --small-world 0.1 \\
+        --max-steps 1000 --lr 0.003 --beta 0.1 --bias 0.2 --schedule cosine --epochs 40
+
+Each row of the exploration table in docs/results.md is this script with the flags
+shown there. The shipped study (``tissue run configs/learn-digits.toml``) is the
+measured, stored, multi-seed version of the chosen row; this script is for trying
+settings quickly (nothing is stored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shape", default="16,16,5", help="nx,ny,nz (input z = 0, output z = nz - 1)")
+    ap.add_argument("--upsample", type=int, default=2)
+    ap.add_argument("--small-world", type=float, default=0.0)
+    ap.add_argument("--bias", type=float, default=0.2)
+    ap.add_argument("--layout", default="interleaved", choices=("blocks", "interleaved"))
+    ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--one-sided", action="store_true")
+    ap.add_argument("--optimizer", default="adam", choices=("sgd", "adam"))
+    ap.add_argument("--lr", type=float, default=0.003)
+    ap.add_argument("--depth-lr", type=float, default=1.0)
+    ap.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
+    ap.add_argument("--cost", default="squared", choices=("squared", "group_squared", "cross_entropy"))
+    ap.add_argument("--tau", type=float, default=0.1)
+    ap.add_argument("--persistent", action="store_true")
+    ap.add_argument("--jump-guard", type=float, default=None)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--dt", type=float, default=0.5)
+    ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--max-steps", type=int, default=300)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+
+    from dynamics import Langevin
+    from plasticity import EqProp
+    from studies.tasks import InputMap, load_digits_task
+    from tissue import Tissue
+
+    shape = tuple(int(v) for v in a.shape.split(","))
+    task = load_digits_task(seed=a.seed)
+    t = Tissue.cube(shape, stencil=26, small_world=a.small_world, bias=a.bias, seed=a.seed)
+    t.set_input(t.lattice.face("z-"))
+    t.set_output(t.lattice.face("z+"), groups=task.n_classes, layout=a.layout)
+    imap = InputMap(t.lattice, task.image_shape, "z-", a.upsample)
+    xtr, xte = imap(task.images("train"), tissue=t), imap(task.images("test"), tissue=t)
+    eng = Langevin(dt=a.dt, tol=a.tol, max_steps=a.max_steps)
+    eq = EqProp(beta=a.beta, symmetric=not a.one_sided, lr=a.lr, depth_lr=a.depth_lr, optimizer=a.optimizer,
+                batch_size=a.batch_size, persistent=a.persistent, cost=a.cost, tau=a.tau,
+                schedule=a.schedule, jump_guard=a.jump_guard, seed=a.seed)
+    print(t, flush=True)
+    for e in range(a.epochs):
+        r = eq.fit_epoch(t, eng, xtr, task.y_train, epoch=e, epochs=a.epochs)
+        ev = eq.evaluate(t, eng, xte, task.y_test)
+        print(f"epoch {e:3d}  loss {r['loss']:.3f}  train {r['accuracy']:.3f}  test {ev['accuracy']:.3f}  "
+              f"steps {ev['steps'].mean():.0f}  converged {ev['converged'].mean():.2f}  {r['seconds']:.0f} s",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
