@@ -24,7 +24,8 @@ test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	NUMBA_NUM_THREADS=2 $(BIN)/python bench/bench_settle.py
+	NUMBA_NUM_THREADS=2 $(BIN)/python bench/bench_settle.py --out docs/benchmarks.md
+	NUMBA_NUM_THREADS=2 $(BIN)/python bench/bench_learn.py --out docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .hypothesis

@@ -155,7 +155,7 @@ class LearnSummary:
             out.append(f"  tissue: train {h['train_accuracy'][-1]:.3f}, test {h['test_accuracy'][-1]:.3f} "
                        f"(best {h['test_accuracy'][best]:.3f} at epoch {best})")
         for k, v in self.extras.items():
-            out.append(f"  {k}: {v}")
+            out.append(f"  {k}: {v:.3f}" if isinstance(v, float) else f"  {k}: {v}")
         out.append(f"  wall time {self.wall_time:.1f} s")
         return out
 
@@ -322,8 +322,10 @@ def plot_learning_curves(ds, path, title: str = "") -> Path:
     if "baseline_test_accuracy" in ds:
         for name, acc in zip(ds.baseline.values, ds.baseline_test_accuracy.values):
             ax.axhline(float(acc), ls="--", lw=1, color="k" if str(name) == "mlp" else "gray",
-                       label=f"{name} (backprop), held-out {float(acc):.3f}")
+                       label=f"{'MLP, backprop' if str(name) == 'mlp' else 'logistic regression'} "
+                             f"(same split), held-out {float(acc):.3f}")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
