@@ -102,6 +102,71 @@ def rates(s, act, out):
 
 
 @njit(inline="always", cache=True, fastmath=FM)
+def _frozen_row(i, nb, s, r, s_out, r_out, v_out, write_v, separate_r, sloc):
+    """A frozen neuron (input, dead) keeps its state."""
+    for b in range(nb):
+        x = s[i, b]
+        s_out[i, b] = x
+        sloc[b] = max(sloc[b], fbits(abs(x)))
+    if separate_r:
+        for b in range(nb):
+            r_out[i, b] = r[i, b]
+    if write_v:
+        for b in range(nb):
+            v_out[i, b] = 0.0
+
+
+@njit(inline="always", cache=True, fastmath=FM)
+def _general_row(i, nb, h, y, v, s, r, s_out, r_out, v_out, mask, dt, noise, key, act, write_v, vloc, sloc):
+    """The update of a non-frozen neuron from its field ``h[b]``: drift ``v``, the
+    noiseless step ``y``, noise, the trial mask, and the per-chunk maxima (shared by
+    the table kernel and ``dynamics.stencil``)."""
+    separate_r = act == SIGMOID or act == TANH
+    zero = s.dtype.type(0.0)
+    one = s.dtype.type(1.0)
+    idt = one / dt
+    if act == HARD_SIGMOID:
+        for b in range(nb):
+            x = s[i, b]
+            y[b] = min(max(x + dt * (h[b] - x), zero), one)
+            v[b] = (y[b] - x) * idt
+    elif act == LINEAR:
+        for b in range(nb):
+            v[b] = h[b] - s[i, b]
+            y[b] = s[i, b] + dt * v[b]
+    elif act == SIGMOID:
+        for b in range(nb):
+            ri = r[i, b]
+            v[b] = ri * (one - ri) * h[b] - s[i, b]
+            y[b] = s[i, b] + dt * v[b]
+    else:  # TANH
+        for b in range(nb):
+            ri = r[i, b]
+            v[b] = (one - ri * ri) * h[b] - s[i, b]
+            y[b] = s[i, b] + dt * v[b]
+    if noise > 0.0:
+        for b in range(nb):
+            x = s[i, b]
+            f = h[b] - x if act == HARD_SIGMOID else v[b]
+            yy = x + dt * f + noise * hash_normal(key, i, b)
+            if act == HARD_SIGMOID:
+                yy = min(max(yy, 0.0), 1.0)
+            y[b] = yy
+    for b in range(nb):
+        x = s[i, b]
+        yb = x + mask[b] * (y[b] - x)
+        s_out[i, b] = yb
+        vloc[b] = max(vloc[b], fbits(abs(v[b])))
+        sloc[b] = max(sloc[b], fbits(abs(yb)))
+    if write_v:
+        for b in range(nb):
+            v_out[i, b] = v[b]
+    if separate_r:
+        for b in range(nb):
+            r_out[i, b] = rho(s_out[i, b], act)
+
+
+@njit(inline="always", cache=True, fastmath=FM)
 def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask, dt, noise, key, act,
            write_v, vpart, spart, ypos, Y, beta, h, y, v, vloc, sloc):
     """The work of one chunk with the given scratch rows (inlined at both call sites)."""
@@ -118,16 +183,7 @@ def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask
         sloc[b] = 0
     for i in range(lo, hi):
         if frozen[i]:
-            for b in range(nb):
-                x = s[i, b]
-                s_out[i, b] = x
-                sloc[b] = max(sloc[b], fbits(abs(x)))
-            if separate_r:
-                for b in range(nb):
-                    r_out[i, b] = r[i, b]
-            if write_v:
-                for b in range(nb):
-                    v_out[i, b] = 0.0
+            _frozen_row(i, nb, s, r, s_out, r_out, v_out, write_v, separate_r, sloc)
             continue
         dk = deg[i]
         bi = bias[i]
@@ -193,46 +249,7 @@ def _chunk(c, lo, hi, nbr, deg, w, bias, frozen, s, r, s_out, r_out, v_out, mask
                     vloc[b] = max(vloc[b], fbits(abs(vv)))
                     sloc[b] = max(sloc[b], fbits(abs(yb)))
                 continue
-        # general path: drift v and the noiseless step y
-        if act == HARD_SIGMOID:
-            for b in range(nb):
-                x = s[i, b]
-                y[b] = min(max(x + dt * (h[b] - x), zero), one)
-                v[b] = (y[b] - x) * idt
-        elif act == LINEAR:
-            for b in range(nb):
-                v[b] = h[b] - s[i, b]
-                y[b] = s[i, b] + dt * v[b]
-        elif act == SIGMOID:
-            for b in range(nb):
-                ri = r[i, b]
-                v[b] = ri * (one - ri) * h[b] - s[i, b]
-                y[b] = s[i, b] + dt * v[b]
-        else:  # TANH
-            for b in range(nb):
-                ri = r[i, b]
-                v[b] = (one - ri * ri) * h[b] - s[i, b]
-                y[b] = s[i, b] + dt * v[b]
-        if noise > 0.0:
-            for b in range(nb):
-                x = s[i, b]
-                f = h[b] - x if act == HARD_SIGMOID else v[b]
-                yy = x + dt * f + noise * hash_normal(key, i, b)
-                if act == HARD_SIGMOID:
-                    yy = min(max(yy, 0.0), 1.0)
-                y[b] = yy
-        for b in range(nb):
-            x = s[i, b]
-            yb = x + mask[b] * (y[b] - x)
-            s_out[i, b] = yb
-            vloc[b] = max(vloc[b], fbits(abs(v[b])))
-            sloc[b] = max(sloc[b], fbits(abs(yb)))
-        if write_v:
-            for b in range(nb):
-                v_out[i, b] = v[b]
-        if separate_r:
-            for b in range(nb):
-                r_out[i, b] = rho(s_out[i, b], act)
+        _general_row(i, nb, h, y, v, s, r, s_out, r_out, v_out, mask, dt, noise, key, act, write_v, vloc, sloc)
     for b in range(nb):
         vpart[c, b] = bitsf(vloc[b])
         spart[c, b] = bitsf(sloc[b])

@@ -59,7 +59,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._llvm import TB, bitsf, fbits, izeros
-from .kernels import CHUNK, HARD_SIGMOID, LINEAR, SIGMOID, TANH, hash_normal, langevin_step, rho
+from .kernels import CHUNK, HARD_SIGMOID, LINEAR, SIGMOID, TANH, _frozen_row, _general_row, langevin_step, rho
 
 R = 2                # candidate offsets: the positive half of the (2R + 1)^3 box
 MIN_SHARE = 0.25     # an offset joins the DIA when >= this share of rows holds it (both signs / 2)
@@ -365,69 +365,6 @@ def _aligned_alloca(size):
 
 stack_row = _aligned_alloca(TB)    # TB scalars on the stack, 64-byte aligned
 stack_block = _aligned_alloca(SB)  # SB scalars on the stack, 64-byte aligned
-
-
-@njit(inline="always", cache=True, fastmath=FM)
-def _frozen_row(i, nb, s, r, s_out, r_out, v_out, write_v, separate_r, sloc):
-    for b in range(nb):
-        x = s[i, b]
-        s_out[i, b] = x
-        sloc[b] = max(sloc[b], fbits(abs(x)))
-    if separate_r:
-        for b in range(nb):
-            r_out[i, b] = r[i, b]
-    if write_v:
-        for b in range(nb):
-            v_out[i, b] = 0.0
-
-
-@njit(inline="always", cache=True, fastmath=FM)
-def _general_row(i, nb, h, y, v, s, r, s_out, r_out, v_out, mask, dt, noise, key, act, write_v, vloc, sloc):
-    """The update of a non-frozen neuron from its field ``h[b]`` (the general
-    path of ``dynamics.kernels._chunk``, same expressions)."""
-    separate_r = act == SIGMOID or act == TANH
-    zero = s.dtype.type(0.0)
-    one = s.dtype.type(1.0)
-    idt = one / dt
-    if act == HARD_SIGMOID:
-        for b in range(nb):
-            x = s[i, b]
-            y[b] = min(max(x + dt * (h[b] - x), zero), one)
-            v[b] = (y[b] - x) * idt
-    elif act == LINEAR:
-        for b in range(nb):
-            v[b] = h[b] - s[i, b]
-            y[b] = s[i, b] + dt * v[b]
-    elif act == SIGMOID:
-        for b in range(nb):
-            ri = r[i, b]
-            v[b] = ri * (one - ri) * h[b] - s[i, b]
-            y[b] = s[i, b] + dt * v[b]
-    else:  # TANH
-        for b in range(nb):
-            ri = r[i, b]
-            v[b] = (one - ri * ri) * h[b] - s[i, b]
-            y[b] = s[i, b] + dt * v[b]
-    if noise > 0.0:
-        for b in range(nb):
-            x = s[i, b]
-            f = h[b] - x if act == HARD_SIGMOID else v[b]
-            yy = x + dt * f + noise * hash_normal(key, i, b)
-            if act == HARD_SIGMOID:
-                yy = min(max(yy, 0.0), 1.0)
-            y[b] = yy
-    for b in range(nb):
-        x = s[i, b]
-        yb = x + mask[b] * (y[b] - x)
-        s_out[i, b] = yb
-        vloc[b] = max(vloc[b], fbits(abs(v[b])))
-        sloc[b] = max(sloc[b], fbits(abs(yb)))
-    if write_v:
-        for b in range(nb):
-            v_out[i, b] = v[b]
-    if separate_r:
-        for b in range(nb):
-            r_out[i, b] = rho(s_out[i, b], act)
 
 
 @njit(inline="always", cache=True, fastmath=FM)

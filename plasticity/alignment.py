@@ -25,6 +25,8 @@ import scipy.sparse.linalg as spla
 
 from tissue import INPUT
 
+from .eqprop import EqProp, contrast
+
 
 def _derivs(s, activation):
     """``rho, rho', rho''`` of a float64 state."""
@@ -163,15 +165,11 @@ def alignment_curve(tissue, engine, inputs, labels, betas, trainer=None):
     with a tight ``engine`` (float64 tissue, small ``tol``): the exact gradient
     holds at the fixed point only.
     """
-    from .eqprop import EqProp
-
     y, cost = (trainer or EqProp()).cost_for(tissue, labels)
     free = engine.settle(tissue, inputs=inputs)
     gW, _ = exact_gradient(tissue, free.state, y, cost=cost)
     rf = np.ascontiguousarray(free.rates.T)
     out = {}
-    from .eqprop import contrast
-
     for beta in betas:
         plus = engine.settle(tissue, inputs=inputs, init=free.state, target=y, beta=beta, cost=cost)
         minus = engine.settle(tissue, inputs=inputs, init=free.state, target=y, beta=-beta, cost=cost)

@@ -331,8 +331,7 @@ class EqProp:
         scale = st.get("lr_scale", 1.0)
         lr_b = scale * (self.lr if self.lr_bias is None else self.lr_bias)
         w = tissue.syn.w
-        w += (scale * self.lr * g).astype(w.dtype)
-        w[tissue.syn.nbr < 0] = 0
+        w += (scale * self.lr * g).astype(w.dtype)   # empty slots: g = 0 and slot_scale = 0
         if self.weight_clip is not None:
             np.clip(w, -self.weight_clip, self.weight_clip, out=w)
         tissue.bias += (lr_b * gb).astype(tissue.bias.dtype)
