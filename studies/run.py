@@ -41,6 +41,7 @@ A resumed run therefore writes exactly the frames an uninterrupted one would.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import time
@@ -56,7 +57,7 @@ from plasticity import store_patterns
 from tissue import Recorder, Tissue, open_run, save_tissue
 from tissue.records import _jsonable, package_version, read_checkpoint, truncate_after
 
-from .config import RunConfig, load_config
+from .config import RunConfig, load_config, study_module
 
 __all__ = ["RunRefused", "RunSummary", "Setup", "build", "derived_seed", "make_cues", "overlap", "run",
            "smooth_patterns"]
@@ -221,6 +222,25 @@ class RunSummary:
         return out
 
 
+@dataclass
+class StudySummary:
+    """What a study run (a ``*_config`` module's ``RUNNER``) returns: its store, status and
+    the lines ``tissue run`` prints."""
+
+    path: Path
+    status: str
+    figures: dict = field(default_factory=dict)
+    wall_time: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [f"{self.path}: {self.status}"]
+        for k, v in self.figures.items():
+            out.append(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}")
+        if self.wall_time:
+            out.append(f"  wall time {self.wall_time:.1f} s")
+        return out
+
+
 def _is_store(path: Path) -> bool:
     return (path / "zarr.json").is_file()
 
@@ -310,6 +330,8 @@ def run(config, out, resume: bool = False, overwrite: bool = False, progress: bo
             ck = read_checkpoint(out)
             created = _check_resumable(out, canonical, ck is not None)
             if _root_attrs(out).get("status") == "complete":
+                if study_module(cfg) is not None:
+                    return StudySummary(out, "already complete")
                 if cfg.learning is not None:
                     from .learn import LearnSummary
 
@@ -318,13 +340,18 @@ def run(config, out, resume: bool = False, overwrite: bool = False, progress: bo
             if ck is not None and ck[3].get("status") == "diverged":
                 raise RunRefused(f"cannot resume {out}: the run diverged at step {ck[0]}; "
                                  f"change the config and start again with --overwrite")
-            if ck is not None and "phase" not in ck[2] and cfg.learning is None:
+            if ck is not None and "phase" not in ck[2] and cfg.learning is None and study_module(cfg) is None:
                 raise RunRefused(f"cannot resume {out}: its checkpoint was not written by `tissue run`")
         elif not overwrite:
             raise RunRefused(f"{out} already exists; pass --resume to continue it "
                              f"or --overwrite to replace it")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RunRefused(f"{out} exists and is not a run store; refusing to overwrite it")
+    study = study_module(cfg)
+    if study is not None:
+        module, func = study.RUNNER.split(":")
+        runner = getattr(importlib.import_module(module), func)
+        return runner(cfg, out, resume=resume and _is_store(out), progress=progress)
     if cfg.learning is not None:
         from .learn import run_learning
 
