@@ -5,6 +5,9 @@
     tissue run CONFIG.toml --out RUN.zarr [--resume | --overwrite] [--quiet]
     tissue sweep SWEEP.toml --out DIR [--scheduler ADDRESS] [--workers N] [--quiet]
     tissue info RUN.zarr
+    tissue view RUN.zarr [--var activation] [--time -1] [--trial 0] [--slice z=8] [--rgb]
+                [--threshold V | --volume | --highlight] --out FILE.png|FILE.gif|FILE.mp4
+    tissue trace LEARN.zarr --out TRACE.zarr [--samples 8] [--beta B]   # free + nudged, with the nudge
     tissue demo [--out DIR] [--size N] [--learn-epochs E] [--quiet]
     tissue check CONFIG.toml          # validate; print the canonical config as TOML
     tissue check --schema             # every key, its default and what it allows
@@ -163,6 +166,115 @@ def _config_summary(c: dict, attrs: dict) -> str:
     return "; ".join(parts)
 
 
+def _parse_slice(text: str | None):
+    if text is None:
+        return None, None
+    axis, sep, idx = text.partition("=")
+    try:
+        if not sep or axis not in ("x", "y", "z"):
+            raise ValueError
+        return axis, int(idx)
+    except ValueError:
+        raise _UsageError(f"--slice {text!r}: must be AXIS=INDEX with AXIS one of x, y, z (e.g. z=8)") from None
+
+
+def _view_dataset(path: Path):
+    """The run store as a Dataset; a store without per-voxel frames but with a trained tissue
+    (a learning run) shows the tissue's own fields."""
+    from tissue import load_tissue, open_run
+
+    from .observe import tissue_dataset
+
+    if not (path / "zarr.json").is_file():
+        raise _UsageError(f"{path} is not a run store (no zarr.json)")
+    ds = open_run(path)
+    if any({"x", "y", "z"} <= set(v.dims) and len(v.dims) > 3 for v in ds.data_vars.values()):
+        return ds, "activation"
+    if (path / "tissue").is_dir():
+        return tissue_dataset(load_tissue(path)), "bias"
+    return ds, "activation"
+
+
+def _cmd_view(args) -> int:
+    from tissue import view as V
+
+    path = Path(args.store)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".gif", ".mp4"):
+        raise _UsageError(f"--out {out.name!r}: must end in .png (a picture), .gif or .mp4 (a movie)")
+    axis, index = _parse_slice(args.slice)
+    ds, default_var = _view_dataset(path)
+    var = args.var or default_var
+    try:
+        if var not in ds:
+            grid = [k for k, v in ds.data_vars.items() if {"x", "y", "z"} <= set(v.dims)]
+            raise _UsageError(f"--var {var!r} is not in {path}; per-voxel variables: {', '.join(grid)}")
+        if args.rgb and "activation" not in ds:
+            raise _UsageError(f"--rgb needs an activation trajectory; {path} has none")
+        clim = tuple(args.clim) if args.clim else ((0.0, 1.0) if var == "activation" else None)
+        title = f"{path.name}: {'R activation, G |ds/dt|, B |nudge|' if args.rgb else var}"
+        if out.suffix.lower() in (".gif", ".mp4"):
+            V.animate(ds, out, var=var, trial=args.trial, axis=axis or "z", index=index, rgb=args.rgb,
+                      fps=args.fps, cmap=args.cmap, clim=clim)
+        elif args.slice:
+            if args.rgb:
+                V.rgb_plane_png(ds, out, time=args.time, trial=args.trial, axis=axis, index=index)
+            else:
+                alive = ds.alive if "alive" in ds else None
+                V.plane_png(V.frame(ds, var, args.time, args.trial), out, axis=axis, index=index, alive=alive,
+                            cmap=args.cmap, clim=clim, name=var)
+        elif args.rgb:
+            V.rgb_slices_png(ds, out, time=args.time, trial=args.trial, title=title)
+        else:
+            values = V.frame(ds, var, args.time, args.trial)
+            alive = ds.alive.values.astype(bool) if "alive" in ds else None
+            if args.threshold is not None:
+                V.threshold_png(values, out, args.threshold, alive=alive, clim=clim, cmap=args.cmap, name=var,
+                                title=title)
+            elif args.volume:
+                V.volume_png(values, out, alive=alive, clim=clim, cmap=args.cmap, name=var, title=title)
+            elif args.highlight:
+                newborn = ds.newborn.values if "newborn" in ds else None
+                V.highlight_png(values, out, alive=alive, lesioned=None if alive is None else ~alive,
+                                newborn=newborn, clim=clim, cmap=args.cmap, name=var, title=title)
+            else:
+                V.orthogonal_slices_png(values, out, alive=alive, clim=clim, cmap=args.cmap, name=var, title=title)
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
+    finally:
+        ds.close()
+    if not args.quiet:
+        print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _cmd_trace(args) -> int:
+    import numpy as np
+
+    from .observe import trace_store
+
+    try:
+        ds = trace_store(args.store, args.out, samples=args.samples, beta=args.beta, every=args.every,
+                         threshold=args.threshold, progress=_progress(args))
+    except ValueError as err:
+        raise _UsageError(str(err)) from None
+    if not args.quiet:
+        depth = ds.nudge_depth.values
+        steps = ds.settling_steps.values
+        print(f"{args.out}: {ds.sizes['trial']} samples, beta {ds.attrs['beta']:g}, {ds.sizes['time']} frames")
+        print(f"  settling steps: free {np.mean(steps[0]):.0f}, nudged {np.mean(steps[1]):.0f} (mean)")
+        prof = ds.nudge_profile.values
+        free = np.isfinite(prof).any(axis=0)
+        mean = np.array([np.nanmean(prof[:, k]) if free[k] else np.nan for k in range(prof.shape[1])])
+        print(f"  nudge depth (voxels from the output, |nudge| >= {args.threshold:g} x its output value): "
+              f"{', '.join(str(int(d)) for d in depth)}; mean {np.mean(depth):.2f} "
+              f"(free voxels lie 0..{int(ds.distance.values[free].max())} from the output)")
+        print("  mean |nudge| by distance: " + ", ".join(
+            f"{d}: {v:.2e}" for d, v in zip(ds.distance.values, mean) if np.isfinite(v)))
+    ds.close()
+    return EXIT_OK
+
+
 class _UsageError(Exception):
     """A one-line error of the command line (exit status 2)."""
 
@@ -204,6 +316,45 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a run store")
     i.add_argument("store", metavar="RUN.zarr")
     i.set_defaults(func=_cmd_info)
+
+    v = sub.add_parser("view", help="picture or movie of a run store (PyVista / matplotlib, off-screen)",
+                       description="Render RUN.zarr: three orthogonal slices in 3D (default), one plane "
+                                   "(--slice), a threshold or volume view, the three-channel RGB view "
+                                   "(--rgb: red activation, green settling speed, blue nudge), or a movie "
+                                   "over time when --out ends in .gif/.mp4. A learning store shows its "
+                                   "trained tissue (bias, degree, mean_abs_weight, role, alive).")
+    v.add_argument("store", metavar="RUN.zarr")
+    v.add_argument("--out", required=True, metavar="FILE", help=".png, .gif or .mp4 (mp4 needs ffmpeg)")
+    v.add_argument("--var", default=None, help="the variable (default activation; bias for a learning store)")
+    v.add_argument("--time", type=int, default=-1, help="time (or epoch) index; -1 the last (default)")
+    v.add_argument("--trial", type=int, default=0, help="trial index (default 0)")
+    v.add_argument("--slice", default=None, metavar="AXIS=INDEX", help="one plane, e.g. z=8 (movies: the plane "
+                                                                       "shown, default the middle z)")
+    v.add_argument("--rgb", action="store_true", help="the three-channel view (activation, speed, nudge)")
+    m = v.add_mutually_exclusive_group()
+    m.add_argument("--threshold", type=float, default=None, metavar="V", help="3D: voxels with value >= V")
+    m.add_argument("--volume", action="store_true", help="3D: volume rendering")
+    m.add_argument("--highlight", action="store_true", help="3D: dead (lesioned) voxels red, newborn green")
+    v.add_argument("--cmap", default="viridis", help="matplotlib colormap (twilight for phases)")
+    v.add_argument("--clim", type=float, nargs=2, default=None, metavar=("LO", "HI"), help="colour limits")
+    v.add_argument("--fps", type=float, default=10.0, help="movie frames per second (default 10)")
+    v.add_argument("--quiet", "-q", action="store_true")
+    v.set_defaults(func=_cmd_view)
+
+    tr = sub.add_parser("trace", help="record a trained tissue settling free then nudged, with the nudge",
+                        description="Load the trained tissue of LEARN.zarr, settle held-out samples free, then "
+                                    "nudged towards their labels from the free fixed point; write TRACE.zarr "
+                                    "(activation, velocity, nudge over time; settling steps, nudge depth and "
+                                    "the share of units at rest per sample) and print the nudge depth.")
+    tr.add_argument("store", metavar="LEARN.zarr")
+    tr.add_argument("--out", required=True, metavar="TRACE.zarr")
+    tr.add_argument("--samples", type=int, default=8, help="held-out samples traced (default 8)")
+    tr.add_argument("--beta", type=float, default=None, help="nudge strength (default: the run's beta)")
+    tr.add_argument("--every", type=int, default=1, help="record every N steps (default 1)")
+    tr.add_argument("--threshold", type=float, default=0.05,
+                    help="nudge depth: |nudge| relative to its value on the output region (default 0.05)")
+    tr.add_argument("--quiet", "-q", action="store_true")
+    tr.set_defaults(func=_cmd_trace)
 
     d = sub.add_parser("demo", help="pattern recall in a 32^3 tissue, with pictures",
                        description="Store 3 smooth 3D patterns, recall them from 25%%-flipped cues at "

@@ -15,14 +15,17 @@ land in one directory, and a short summary is printed.
 Then the tissue learns: ``configs/learn-digits.toml`` shortened to a few epochs
 (Equilibrium Propagation on the 8x8 digits, output 4 voxels from the input),
 written to ``learn.zarr`` with a learning-curve picture beside the backprop
-baselines trained on the same split (``learning.png``).
+baselines trained on the same split (``learning.png``). The trained tissue is
+traced settling free and then nudged (``trace.zarr``) and its three-channel view
+drawn (``trace_rgb.png``: red activation, green settling speed, blue nudge);
+``settling.gif`` is a movie of the recall.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import RunConfig, load_config
@@ -58,6 +61,8 @@ class DemoResult:
     curves: Path
     summary: object  # studies.run.RunSummary
     learn_store: Path | None = None
+    movie: Path | None = None
+    extras: dict = field(default_factory=dict)   # figures of the later steps
     learning_png: Path | None = None
     learn_summary: object = None  # studies.learn.LearnSummary
 
@@ -77,6 +82,28 @@ def learn_demo_config(epochs: int = 5, small: bool = False):
         d["tissue"]["shape"] = [8, 8, 5]
         d["task"]["upsample"] = 1
     return load_config(d)
+
+
+def _observe_step(learn_store: Path, out: Path, progress: bool, echo) -> dict:
+    """Trace the trained tissue free then nudged and draw the three-channel view of the nudge."""
+    import numpy as np
+
+    from tissue.view import rgb_plane_png
+
+    from .observe import trace_store
+
+    ds = trace_store(learn_store, out / "trace.zarr", samples=4, progress=progress)
+    try:
+        ny = ds.sizes["y"]
+        png = rgb_plane_png(ds, out / "trace_rgb.png", time=-1, trial=0, axis="y", index=ny // 2)
+        depth = float(np.mean(ds.nudge_depth.values))
+    finally:
+        ds.close()
+    if echo is not None:
+        echo(f"{out / 'trace.zarr'}: free then nudged settling of 4 test digits; "
+             f"mean nudge depth {depth:.2f} voxels")
+        echo(f"  picture: {png} (red activation, green settling speed, blue nudge)")
+    return {"nudge_depth": depth}
 
 
 def run_demo(out="demo-out", size: int | None = None, progress: bool = True, echo=print,
@@ -128,6 +155,16 @@ def run_demo(out="demo-out", size: int | None = None, progress: bool = True, ech
             echo(line)
         echo(f"  pictures: {slices}, {curves}")
     result = DemoResult(store, slices, curves, summary)
+    from tissue.view import animate
+
+    ds = open_run(store)
+    try:
+        result.movie = animate(ds, out / "settling.gif", trial=0, max_frames=60,
+                               title=None)
+    finally:
+        ds.close()
+    if echo is not None:
+        echo(f"  movie: {result.movie}")
     if learn_epochs:
         from .learn import plot_learning_curves
 
@@ -146,6 +183,7 @@ def run_demo(out="demo-out", size: int | None = None, progress: bool = True, ech
             for line in result.learn_summary.lines():
                 echo(line)
             echo(f"  picture: {result.learning_png}")
+        result.extras.update(_observe_step(result.learn_store, out, progress, echo))
     if echo is not None:
         echo(f"  demo wall time {time.perf_counter() - t0:.1f} s")
     return result

@@ -476,10 +476,25 @@ def test_demo_writes_stores_and_pictures(tmp_path, capsys):
     # chance is 0.1 +- 0.014 over the 450 held-out digits: 0.15 is > 3.5 sigma above it
     assert lds.sizes["epoch"] == 1 and float(lds.test_accuracy[-1]) > 0.15
     assert "baseline_test_accuracy" in lds and "learning.png" in printed
-    for name in ("slices.png", "energy_overlap.png", "learning.png"):
+    for name in ("slices.png", "energy_overlap.png", "learning.png", "trace_rgb.png"):
         img = mpimg.imread(out / name)[..., :3]
         assert img.shape[0] > 200 and img.std() > 0.05, name
         assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20, name
+    # the trace of the trained tissue: free, then nudged, with the nudge recorded
+    tds = open_run(out / "trace.zarr")
+    assert tds.sizes["trial"] == 4 and float(np.abs(tds.nudge.isel(time=-1)).max()) > 0
+    assert (tds.nudge_depth.values >= 0).all() and "nudge depth" in printed
+    # `tissue view` on the demo's stores, as a user runs it: pictures and a movie that open
+    for args in (["run.zarr", "--out", "v.png"], ["run.zarr", "--slice", "z=6", "--out", "p.png"],
+                 ["run.zarr", "--out", "m.gif"], ["trace.zarr", "--rgb", "--slice", "y=4", "--out", "rgb.png"],
+                 ["learn.zarr", "--var", "mean_abs_weight", "--out", "w.png"]):
+        r = subprocess.run(tissue_cmd() + ["view", str(out / args[0])] + [str(out / a) if a.endswith(
+            (".png", ".gif")) else a for a in args[1:]], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert (out / args[-1]).stat().st_size > 5000
+    r = subprocess.run(tissue_cmd() + ["view", str(out / "run.zarr"), "--var", "nudge", "--out", str(out / "x.png")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "nudge" in r.stderr and "activation" in r.stderr
     # a second demo into the same directory replaces its store
     assert main(["demo", "--out", str(out), "--size", "8", "-q", "--learn-epochs", "0"]) == 0
     assert open_run(out / "run.zarr").sizes["x"] == 8

@@ -6,6 +6,8 @@ A run store is a zarr v3 group laid out as::
         activation  (time, trial, x, y, z)  rho(s)                 float32
         velocity    (time, trial, x, y, z)  drift ds/dt            float32
         state       (time, trial, x, y, z)  membrane state s       float32 (optional)
+        nudge       (time, trial, x, y, z)  rho(s) - rho(s_free)   float32 (optional: the
+                    nudged minus the free fixed point's rates, see Recorder.reference)
         energy      (time, trial)           E(s)                   float64
         time, step  (time)                  model time, step count
         alive, role (x, y, z)               living mask, 0/1/2 role
@@ -29,13 +31,15 @@ import numpy as np
 import xarray as xr
 import zarr
 
-VARIABLES = ("activation", "velocity", "state", "energy")
+VARIABLES = ("activation", "velocity", "state", "energy", "nudge")
 _ATTRS = {
     "activation": {"long_name": "firing rate rho(s)", "units": "1"},
     "velocity": {"long_name": "settling velocity ds/dt (drift)", "units": "1",
                  "comment": "per membrane time constant"},
     "state": {"long_name": "membrane state s", "units": "1"},
     "energy": {"long_name": "energy E(s) of the tissue", "units": "1"},
+    "nudge": {"long_name": "nudge: rate minus the free fixed point's rate", "units": "1",
+              "comment": "0 in a free phase; rho(s) - rho(s_free) while nudged"},
     "time": {"long_name": "model time", "units": "1", "comment": "in membrane time constants (step * dt)"},
     "step": {"long_name": "integration step", "units": "1"},
     "alive": {"long_name": "living neuron", "units": "1"},
@@ -68,7 +72,7 @@ class Recorder:
     every : int
         Record a frame every ``every`` steps (and always the final state).
     variables : sequence of str
-        Any of ``activation``, ``velocity``, ``state``, ``energy``.
+        Any of ``activation``, ``velocity``, ``state``, ``energy``, ``nudge``.
     region : array of voxel indices, optional
         Record only the bounding box of this region (all voxels by default).
     attrs : dict
@@ -77,6 +81,12 @@ class Recorder:
         Steps between checkpoints (default: every flush of the frame buffer).
     resume : bool
         Append to an existing store after its last checkpoint.
+
+    Attributes
+    ----------
+    reference : array (N, B) or None
+        The free fixed point's rates; while set, the ``nudge`` variable records
+        ``rho(s) - reference`` (EqProp's nudged minus free), otherwise zeros.
     """
 
     def __init__(self, path=None, every: int = 1, variables=("activation", "velocity", "energy"),
@@ -98,6 +108,7 @@ class Recorder:
         self._mem: list[xr.Dataset] = []
         self._created = False
         self._last_step = None
+        self.reference = None
 
     # ---------------------------------------------------------------- set-up
     def open(self, tissue, engine, n_trials: int) -> None:
@@ -175,6 +186,9 @@ class Recorder:
         if "velocity" in self.variables:
             frame["velocity"] = grid(v) if v is not None else np.zeros(
                 (nb,) + tuple(np.subtract(self._hi, self._lo)), np.float32)
+        if "nudge" in self.variables:
+            frame["nudge"] = (grid(r - self.reference) if self.reference is not None else np.zeros(
+                (nb,) + tuple(np.subtract(self._hi, self._lo)), np.float32))
         if "energy" in self.variables:
             frame["energy"] = np.asarray(energy, np.float64)
         self._buf.append(frame)
