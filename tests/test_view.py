@@ -71,3 +71,36 @@ def test_energy_overlap_plot(tmp_path):
         assert img.shape[0] > 300 and img.std() > 0.05
     with pytest.raises(ValueError, match="xscale"):
         plot_energy_overlap(ds, tmp_path / "bad.png", xscale="log2")
+
+
+def test_synapse_lines_are_the_synapses_inside_the_box():
+    from tissue import Tissue
+    from tissue.view import synapse_lines
+
+    t = Tissue.cube((6, 6, 6), stencil=26, small_world=0.2, seed=4)
+    t.kill(t.lattice.ball((2, 2, 2), 1.0))
+    lo, hi = (1, 0, 1), (5, 4, 6)
+    poly = synapse_lines(t, lo, hi)
+    # the reference: the scipy export, restricted to living voxels inside [lo, hi)
+    a = t.to_scipy().tocoo()
+    c = t.lattice.coords()
+    inside = np.all((c >= lo) & (c < hi), axis=1) & t.alive
+    keep = (a.row < a.col) & inside[a.row] & inside[a.col]
+    assert poly.n_cells == keep.sum()
+    want = {frozenset((tuple(c[i]), tuple(c[j]))) for i, j in zip(a.row[keep], a.col[keep])}
+    seg = poly.lines.reshape(-1, 3)[:, 1:]
+    pts = np.rint(poly.points).astype(int)
+    got = {frozenset((tuple(pts[p]), tuple(pts[q]))) for p, q in seg}
+    assert got == want
+    np.testing.assert_allclose(np.sort(poly.cell_data["weight"]), np.sort(a.data[keep]), rtol=1e-6)
+
+
+def test_threshold_and_volume_pictures_follow_the_data(tmp_path, field):
+    from tissue.view import threshold_png, volume_png
+
+    hi = _png(threshold_png(field, tmp_path / "t1.png", 0.6, window_size=(400, 320)))
+    lo = _png(threshold_png(field, tmp_path / "t2.png", 0.2, window_size=(400, 320)))
+    white = lambda im: np.all(im > 0.98, axis=-1).mean()  # noqa: E731
+    assert white(hi) > white(lo) + 0.05                  # a higher threshold shows fewer voxels
+    vol = _png(volume_png(field, tmp_path / "v.png", window_size=(400, 320)))
+    assert vol.std() > 0.02 and len(np.unique(vol.reshape(-1, 3), axis=0)) > 50
