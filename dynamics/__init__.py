@@ -1,10 +1,11 @@
 """How tissue state moves in time: energies, forces, the Langevin settling engine, costs for
-nudged settling, and the limit-cycle (Stuart-Landau, Kuramoto/XY) integrators."""
+nudged settling, the event-driven engine, and the limit-cycle (Stuart-Landau, Kuramoto/XY) integrators."""
 
 from . import phase_measures
 from .costs import GroupCrossEntropy, GroupSquared
+from .events import EventEngine, EventResult
 from .langevin import Langevin, SettleResult, SimulationDiverged
 from .oscillators import Drive, Integrator, Kuramoto, Network, OscResult, StuartLandau, xy_energy
 
-__all__ = ["Drive", "GroupCrossEntropy", "GroupSquared", "Integrator", "Kuramoto", "Langevin", "Network",
+__all__ = ["Drive", "EventEngine", "EventResult", "GroupCrossEntropy", "GroupSquared", "Integrator", "Kuramoto", "Langevin", "Network",
            "OscResult", "SettleResult", "SimulationDiverged", "StuartLandau", "phase_measures", "xy_energy"]

@@ -4,10 +4,11 @@
 """
 
 from .alignment import exact_gradient, slab_cosines
+from .continuous import ContinuousNudge
 from .eqprop import EqProp
 from .hebbian import store_patterns
 from .homeostasis import LipschitzBrake, contraction
 from .readout import group_means, one_hot_targets, predict_groups
 
-__all__ = ["EqProp", "LipschitzBrake", "contraction", "exact_gradient", "group_means", "one_hot_targets",
+__all__ = ["ContinuousNudge", "EqProp", "LipschitzBrake", "contraction", "exact_gradient", "group_means", "one_hot_targets",
            "predict_groups", "slab_cosines", "store_patterns"]

@@ -130,6 +130,23 @@ class DynamicsConfig:
     max_steps: int = param("int", "step cap of every settle of a [learning] run", 1000, lo=1)
     phases: tuple | None = param("tables", "one [[dynamics.phases]] table per phase, run in order "
                                  "(required without [learning])", None, cls=Phase)
+    engine: str = param("choice", "settling engine: clocked (dynamics.Langevin, every field every step) "
+                        "or events (dynamics.events.EventEngine, T = 0: only what changes; [learning] runs)",
+                        "clocked", choices=("clocked", "events"))
+    epsilon: float | None = param("float", "engine = events: a neuron broadcasts when its rate moved by "
+                                  "more than this (default tol / 4)", None, lo=0)
+    order: str | None = param("choice", "engine = events: worklist order, first in first out or the "
+                              "largest residual first (default fifo)", None, choices=("fifo", "residual"))
+
+    def __post_init__(self):
+        if self.engine == "events" and self.phases is not None:
+            raise _Key("dynamics", "engine").bad(
+                self.engine, 'must be "clocked" in settle runs ([[dynamics.phases]] record every step); '
+                '"events" is for [learning] runs')
+        if self.engine != "events":
+            for key in ("epsilon", "order"):
+                if getattr(self, key) is not None:
+                    raise _Key("dynamics", key).bad(getattr(self, key), 'only with engine = "events"')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +205,22 @@ class LearningConfig:
                         200, lo=0)
     alignment_samples: int = param("int", "test samples of the final gradient-alignment check "
                                    "(0: skip it)", 8, lo=0)
+    mode: str = param("choice", "two_phase: settle free, then nudged (EqProp); continuous: the output "
+                      "always carries a weak nudge beta modulated around beta, learning from the running "
+                      "contrast (plasticity.continuous)", "two_phase", choices=("two_phase", "continuous"))
+    modulation: float | None = param("float", "mode = continuous: relative amplitude a of the nudge "
+                                     "beta (1 + a sin phase), never 0 (default 0.5)", None, lo=0, lo_open=True,
+                                     hi=0.99)
+    cycle: int | None = param("int", "mode = continuous: settles per cycle of the nudge modulation "
+                              "(default 4)", None, lo=3, hi=64)
+    contrast_tau: float | None = param("float", "mode = continuous: time constant (in settles) of the slow "
+                                       "exponential average of the co-activity (default 8)", None, lo=1)
+
+    def __post_init__(self):
+        if self.mode != "continuous":
+            for key in ("modulation", "cycle", "contrast_tau"):
+                if getattr(self, key) is not None:
+                    raise _Key("learning", key).bad(getattr(self, key), 'only with mode = "continuous"')
 
 
 @dataclass(frozen=True, kw_only=True)

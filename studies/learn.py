@@ -83,12 +83,26 @@ def build_learning(cfg) -> LearnSetup:
         h = cfg.homeostasis
         brake = LipschitzBrake(target=h.target, trigger=h.trigger, enabled=h.enabled,
                                stall_fraction=h.stall_fraction)
-    trainer = EqProp(beta=lc.beta, symmetric=lc.symmetric, lr=lc.lr, lr_bias=lc.lr_bias, depth_lr=lc.depth_lr,
-                     optimizer=lc.optimizer, batch_size=lc.batch_size, persistent=lc.persistent,
-                     nudged_steps=lc.nudged_steps, target_on=lc.target_on, target_off=lc.target_off,
-                     cost=lc.cost, tau=lc.tau, schedule=lc.schedule, lr_final=lc.lr_final, weight_clip=lc.weight_clip, brake=brake, seed=cfg.seed)
+    common = dict(beta=lc.beta, lr=lc.lr, lr_bias=lc.lr_bias, depth_lr=lc.depth_lr, optimizer=lc.optimizer,
+                  batch_size=lc.batch_size, persistent=lc.persistent, target_on=lc.target_on,
+                  target_off=lc.target_off, cost=lc.cost, tau=lc.tau, schedule=lc.schedule, lr_final=lc.lr_final,
+                  weight_clip=lc.weight_clip, brake=brake, seed=cfg.seed)
+    if getattr(lc, "mode", "two_phase") == "continuous":
+        from plasticity.continuous import ContinuousNudge
+
+        trainer = ContinuousNudge(**common, modulation=lc.modulation if lc.modulation is not None else 0.5,
+                                  cycle=lc.cycle if lc.cycle is not None else 4,
+                                  contrast_tau=lc.contrast_tau if lc.contrast_tau is not None else 8.0)
+    else:
+        trainer = EqProp(**common, symmetric=lc.symmetric, nudged_steps=lc.nudged_steps)
     d = cfg.dynamics
-    engine = Langevin(dt=d.dt, temperature=0.0, tol=d.tol, max_steps=d.max_steps, blowup=d.blowup)
+    if getattr(d, "engine", "clocked") == "events":
+        from dynamics.events import EventEngine
+
+        engine = EventEngine(tol=d.tol, dt=d.dt, epsilon=d.epsilon, order=d.order or "fifo",
+                             max_steps=d.max_steps, blowup=d.blowup)
+    else:
+        engine = Langevin(dt=d.dt, temperature=0.0, tol=d.tol, max_steps=d.max_steps, blowup=d.blowup)
     return LearnSetup(t, task, xtr, xte, trainer, engine, brake)
 
 
