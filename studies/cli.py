@@ -188,11 +188,11 @@ def _view_dataset(path: Path):
     if not (path / "zarr.json").is_file():
         raise _UsageError(f"{path} is not a run store (no zarr.json)")
     ds = open_run(path)
-    if any({"x", "y", "z"} <= set(v.dims) and len(v.dims) > 3 for v in ds.data_vars.values()):
-        return ds, "activation"
-    if (path / "tissue").is_dir():
-        return tissue_dataset(load_tissue(path)), "bias"
-    return ds, "activation"
+    if (path / "tissue").is_dir():      # a trained tissue: its own fields join the run's
+        tds = tissue_dataset(load_tissue(path))
+        ds = ds.merge(tds[[v for v in tds.data_vars if v not in ds]])
+    default = next((v for v in ("activation", "probe_activation", "bias") if v in ds), "activation")
+    return ds, default
 
 
 def _cmd_view(args) -> int:
@@ -321,8 +321,10 @@ def _parser() -> argparse.ArgumentParser:
                        description="Render RUN.zarr: three orthogonal slices in 3D (default), one plane "
                                    "(--slice), a threshold or volume view, the three-channel RGB view "
                                    "(--rgb: red activation, green settling speed, blue nudge), or a movie "
-                                   "over time when --out ends in .gif/.mp4. A learning store shows its "
-                                   "trained tissue (bias, degree, mean_abs_weight, role, alive).")
+                                   "over time when --out ends in .gif/.mp4. A learning store shows the "
+                                   "free fixed points of 4 held-out digits after every epoch "
+                                   "(probe_activation: a learning movie) or, with --var, its trained "
+                                   "tissue (bias, degree, mean_abs_weight, role, alive).")
     v.add_argument("store", metavar="RUN.zarr")
     v.add_argument("--out", required=True, metavar="FILE", help=".png, .gif or .mp4 (mp4 needs ffmpeg)")
     v.add_argument("--var", default=None, help="the variable (default activation; bias for a learning store)")

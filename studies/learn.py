@@ -114,7 +114,8 @@ def trainable_synapses(tissue) -> int:
 
 
 # ------------------------------------------------------------------ checkpoints
-_HIST = ("train_accuracy", "test_accuracy", "loss", "test_loss", "epoch_seconds", "brakes")
+_HIST = ("train_accuracy", "test_accuracy", "loss", "test_loss", "epoch_seconds", "brakes", "probe")
+PROBES = 4   # held-out samples whose free fixed point is kept after every epoch (a learning movie)
 
 
 def _save_checkpoint(out: Path, slot: str, setup: LearnSetup, hist: dict, epochs_done: int) -> None:
@@ -142,7 +143,9 @@ def _load_checkpoint(out: Path, setup: LearnSetup) -> tuple[dict, int]:
     setup.tissue.syn, setup.tissue.bias, setup.tissue.alive = t.syn, t.bias, t.alive
     g = root[grp]
     setup.trainer.import_state(setup.tissue, {k: g[k][...] for k in g.array_keys() if k.startswith("opt_")})
-    hist = {k: g[f"hist_{k}"][...].tolist() for k in _HIST}
+    hist = {k: (list(g[f"hist_{k}"][...]) if k == "probe" else g[f"hist_{k}"][...].tolist())
+            for k in _HIST if f"hist_{k}" in g}
+    hist.setdefault("probe", [])   # a store checkpointed before probes were kept
     if setup.brake is not None and "brake_actions" in g.attrs:
         setup.brake.actions = json.loads(g.attrs["brake_actions"])
     return hist, done
@@ -220,6 +223,7 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
             hist["test_loss"].append(ev["loss"])
             hist["epoch_seconds"].append(rep["seconds"])
             hist["brakes"].append(0 if setup.brake is None else len(setup.brake.actions) - n_brakes)
+            hist["probe"].append(eng.settle(t, inputs=setup.xte[:PROBES]).rates.astype(np.float32))
             _save_checkpoint(out, "ab"[epoch % 2], setup, hist, epoch + 1)
             if bar is not None:
                 bar.update(1)
@@ -258,6 +262,7 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
         "brakes": ("epoch", np.array(hist["brakes"], dtype=np.int64),
                    {"long_name": "homeostatic weight rescalings in the epoch", "units": "1"}),
         "test_steps": ("sample", ev["steps"], {"long_name": "free-phase settling steps", "units": "1"}),
+        "probe_label": ("trial", task.y_test[:PROBES], {"long_name": "class of the probe digit", "units": "1"}),
         "test_converged": ("sample", ev["converged"], {"long_name": "free phase reached tol"}),
         "test_pred": ("sample", ev["pred"], {"long_name": "predicted class", "units": "1"}),
         "test_label": ("sample", task.y_test, {"long_name": "true class", "units": "1"}),
@@ -315,7 +320,15 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
             coords_align["baseline"] = np.array(names, dtype=object)
             for n, r in rows:
                 extras[f"{n}_test_accuracy"] = float(r.test_accuracy)
+    if len(hist["probe"]) == len(hist["test_accuracy"]):
+        probe = np.stack(hist["probe"]).astype(np.float32)
+        data["probe_activation"] = (("epoch", "trial", "x", "y", "z"),
+                                    probe.reshape(probe.shape[:2] + t.lattice.shape), {
+            "long_name": "free fixed point of the first held-out digits after each epoch", "units": "1"})
+        data["alive"] = (("x", "y", "z"), t.lattice.grid(t.alive).astype(np.uint8))
+        data["role"] = (("x", "y", "z"), t.lattice.grid(t.role))
     coords = {"epoch": np.arange(len(hist["test_accuracy"])), "sample": np.arange(len(task.y_test)), **coords_align}
+    coords.update({"trial": np.arange(min(PROBES, len(task.y_test)))})
     if "blend_steps" in data:
         coords["blend"] = np.arange(lc.blends)
     xr.Dataset(data, coords=coords).to_zarr(out, mode="a", consolidated=False)

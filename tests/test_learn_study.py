@@ -74,6 +74,10 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monk
     da, db = open_run(full), open_run(part)
     np.testing.assert_array_equal(da.test_accuracy.values, db.test_accuracy.values)
     np.testing.assert_array_equal(da.test_steps.values, db.test_steps.values)
+    # the learning movie's frames (the probe digits' fixed points per epoch) survive the interruption
+    assert da.probe_activation.shape[:2] == (3, 4)
+    np.testing.assert_array_equal(da.probe_activation.values, db.probe_activation.values)
+    assert np.abs(da.probe_activation[-1] - da.probe_activation[0]).max() > 0.01   # learning moved them
     # a different config is refused
     other = dict(cfg, learning=dict(cfg["learning"], lr=0.01))
     with pytest.raises(RunRefused, match="lr"):
