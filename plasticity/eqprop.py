@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -200,21 +201,49 @@ class EqProp:
 
     # ----------------------------------------------------------- set-up
     def _prepare(self, tissue):
-        """Per-slot and per-neuron learning-rate scales (cached per table shape)."""
-        key = (id(tissue), tissue.syn.width, tissue.n)
-        if self._state.get("key") == key:
+        """Per-slot and per-neuron learning-rate scales, cached per table *layout*.
+
+        The key holds checksums of ``nbr`` and ``alive``, so a structural edit
+        (a lesion, pruning, growth, a birth) is noticed even without
+        :meth:`invalidate`. For the same tissue after such an edit the optimizer
+        is kept: the per-slot Adam moments follow their synapses
+        (:func:`plasticity.structural.remap_slots`; new synapses start at 0) and
+        the per-neuron ones are reset where a neuron died or was born.
+        """
+        nbr = tissue.syn.nbr
+        key = (id(tissue), tissue.syn.width, tissue.n, zlib.crc32(np.ascontiguousarray(nbr)),
+               zlib.crc32(np.ascontiguousarray(tissue.alive)))
+        st = self._state
+        if st.get("key") == key:
             return
         depth = depth_from_output(tissue)
-        nbr = tissue.syn.nbr
         j = np.where(nbr >= 0, nbr, 0)
         dsyn = 0.5 * (depth[:, None] + depth[j])
-        self._state = {
+        scales = {
             "key": key,
             "slot_scale": np.where(nbr >= 0, self.depth_lr ** dsyn, 0.0),
             "bias_scale": np.where(tissue.role == INPUT, 0.0, self.depth_lr ** depth) * tissue.alive,
-            "m": None, "v": None, "mb": None, "vb": None, "t": 0,
-            "particles": {},
+            "nbr": nbr.copy(), "alive": tissue.alive.copy(),
         }
+        if st.get("key") is not None and st["key"][0] == id(tissue) and st["nbr"].shape[0] == tissue.n:
+            from .structural import remap_slots
+
+            for k in ("m", "v"):
+                if st.get(k) is not None:
+                    st[k] = remap_slots(st[k], st["nbr"], nbr)
+            same = st["alive"] == tissue.alive
+            for k in ("mb", "vb"):
+                if st.get(k) is not None:
+                    st[k] = np.where(same, st[k], 0.0)
+            st.update(scales)
+            return
+        self._state = {**scales, "m": None, "v": None, "mb": None, "vb": None, "t": 0, "particles": {}}
+
+    def invalidate(self) -> None:
+        """Forget the cached scales: the next step rebuilds them from the tissue (call it after
+        editing the synapse table or ``alive``; the optimizer state is kept, see :meth:`_prepare`)."""
+        if self._state.get("key") is not None:
+            self._state["key"] = self._state["key"][:1] + (None,)
 
     # ----------------------------------------------------------- state
     def export_state(self) -> dict:

@@ -1,24 +1,49 @@
 """Sections of damage and recovery runs (issue 5): ``[lesion]``, ``[structural]``, ``[recovery]``.
 
-A run with any of these sections is dispatched by :func:`studies.run.run` to ``RUNNER``.
+A run with any of these sections is dispatched by :func:`studies.run.run` to ``RUNNER``
+(:func:`studies.recovery.run_recovery`). It is a learning run as well: ``[tissue]``,
+``[task]``, ``[learning]`` and ``[dynamics]`` describe the tissue that is trained (or
+loaded, ``[recovery] trained``) before the lesion, and are checked by the base rules first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
-from .schema import param
+from .schema import ConfigError, _Key, param
 
 SECTIONS = ("lesion", "structural", "recovery")
 RUNNER = "studies.recovery:run_recovery"
 OWN_VALIDATION = False   # the base checks ([tissue], [dynamics], [learning]) run first
 
+LESION_KINDS = ("random", "ball", "slab", "synapses", "noise")
+ARMS = ("learn", "neurogenesis", "structural")
+ROLES = ("hidden", "output")   # input voxels carry the images: the study does not remap them
+
 
 @dataclass(frozen=True, kw_only=True)
 class LesionConfig:
-    """[lesion]: the damage applied to a trained tissue."""
+    """[lesion]: the damage applied to the trained tissue (tissue.lesions)."""
 
-    fraction: float = param("float", "fraction of hidden neurons killed", 0.2, lo=0, hi=1)
+    kind: str = param("choice", "random: a fraction of the neurons with `roles`; ball: centre and radius; "
+                      "slab: axis, lo, hi; synapses: a fraction of the synapses; noise: gaussian weight "
+                      "noise of std `noise` x the weights' std", "random", choices=LESION_KINDS)
+    fraction: float = param("float", "random: share of the neurons with `roles` killed; synapses: share of "
+                            "the synapses removed", 0.2, lo=0, hi=1)
+    roles: tuple = param("strs", "which neurons a neuron lesion may kill", ("hidden",), choices=ROLES)
+    center: tuple | None = param("ints", "ball: centre voxel (default: the centre of the lattice)", None,
+                                 length=3, lo=0)
+    radius: float = param("float", "ball: radius in voxels", 3.0, lo=0)
+    axis: str = param("choice", "slab: axis", "x", choices=("x", "y", "z"))
+    lo: int = param("int", "slab: first layer", 0, lo=0)
+    hi: int | None = param("int", "slab: end layer, exclusive (default lo + 1)", None, lo=1)
+    noise: float = param("float", "noise: std of the weight noise relative to the weights' std", 0.5, lo=0)
+    curve_max: float = param("float", "accuracy-against-damage curve (tissue and MLP, before retraining): "
+                             "shares of hidden neurons killed at random from 0 up to this (0: skip it)",
+                             0.5, lo=0, hi=1)
+    curve_points: int = param("int", "points of that curve, evenly spaced from 0 to curve_max", 6, lo=2,
+                              hi=101)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,15 +51,84 @@ class StructuralConfig:
     """[structural]: pruning, synaptogenesis and neurogenesis (plasticity.structural)."""
 
     every: int = param("int", "batches between structural steps", 10, lo=1)
+    homeostasis_every: int = param("int", "batches between scheduled Lipschitz-brake checks", 50, lo=1)
+    prune_weight: float = param("float", "a silent synapse has |w| at most this", 0.02, lo=0)
+    prune_dw: float = param("float", "... and a running |dw| per batch at most this", 2e-4, lo=0)
+    prune_max: float = param("float", "share of the synapses pruned per structural step at most", 0.05,
+                             lo=0, hi=1)
+    grow_radius: float = param("float", "new synapses join neurons at most this far apart (voxels)", 2.0,
+                               lo=1, hi=8)
+    grow_quantile: float = param("float", "loud neurons: running nudge at least this quantile", 0.9, lo=0, hi=1)
+    grow_max: int = param("int", "synapses grown per structural step at most", 20, lo=0)
+    grow_weight: float = param("float", "magnitude of a new synapse's weight", 0.01, lo=0)
+    birth_radius: float = param("float", "new neurons are wired to living neighbours this close (voxels)",
+                                1.75, lo=1, hi=8)
+    birth_quantile: float = param("float", "birth sites: mean neighbour nudge at least this quantile", 0.5,
+                                  lo=0, hi=1)
+    birth_max: int = param("int", "neurons born per structural step at most", 8, lo=0)
+    birth_weight: float = param("float", "new neurons' weights uniform in [-w, w]", 0.05, lo=0)
+    nudge_decay: float = param("float", "decay of the running nudge per structural step", 0.5, lo=0, hi=1)
+    dw_decay: float = param("float", "decay of the running |dw| per batch", 0.9, lo=0, hi=1)
 
 
 @dataclass(frozen=True, kw_only=True)
 class RecoveryConfig:
-    """[recovery]: continued learning after the lesion."""
+    """[recovery]: continued learning after the lesion, and the pruning experiment."""
 
+    trained: str | None = param("str", "a trained learning-run store to start from instead of training "
+                                "(`{seed}` is replaced by the seed); its stored config must have the same "
+                                "seed, [tissue], [task], [learning] and [dynamics]", None)
     epochs: int = param("int", "epochs of recovery learning", 2, lo=1)
+    evals_per_epoch: int = param("int", "test-set evaluations per recovery epoch (A(t) resolution)", 2, lo=1)
+    arms: tuple = param("strs", "learn: EqProp only; neurogenesis: EqProp and births; structural: EqProp, "
+                        "pruning, growth and births", ("learn", "neurogenesis"), choices=ARMS)
+    lr: float | None = param("float", "recovery learning rate (default [learning] lr)", None, lo=0)
+    schedule: str = param("choice", "recovery learning-rate schedule over its epochs (cosine: down to "
+                          "[learning] lr_final x lr)", "constant", choices=("constant", "cosine"))
+    mlp: bool = param("bool", "the backprop MLP side: same lesion fraction of its hidden units, retrained "
+                      "epoch by epoch", True)
+    prune_target: float = param("float", "pruning experiment on the trained tissue: share of the synapses "
+                                "to remove (0: skip it)", 0.0, lo=0, hi=0.95)
+    prune_epochs: int = param("int", "epochs of learning while pruning to prune_target", 2, lo=1)
 
 
 def check(cfg, raw):
     """Cross-key rules of these sections; returns the (possibly normalised) config."""
+    if cfg.learning is None or cfg.task is None:
+        raise ConfigError("a damage run ([lesion], [structural], [recovery]) needs [task] and [learning] "
+                          "(the tissue it lesions is trained, or loaded with [recovery] trained)")
+    if cfg.lesion is None:
+        cfg = replace(cfg, lesion=LesionConfig())
+    if cfg.structural is None:
+        cfg = replace(cfg, structural=StructuralConfig())
+    if cfg.recovery is None:
+        cfg = replace(cfg, recovery=RecoveryConfig())
+    les, raw_l = cfg.lesion, raw.get("lesion", {})
+    shape = cfg.tissue.shape
+    # keys of another kind are errors unless they hold their default (the canonical form of a
+    # config lists every key, and must load again)
+    default = LesionConfig()
+    only = {"center": ("ball",), "radius": ("ball",), "axis": ("slab",), "lo": ("slab",), "hi": ("slab",),
+            "noise": ("noise",), "fraction": ("random", "synapses"), "roles": ("random", "ball", "slab")}
+    for key, kinds in only.items():
+        if key in raw_l and les.kind not in kinds and getattr(les, key) != getattr(default, key):
+            allowed = " or ".join(f'"{k}"' for k in kinds)
+            raise _Key("lesion", key).bad(raw_l[key], f"only with kind = {allowed} (kind is \"{les.kind}\")")
+    if les.center is not None and any(c >= n for c, n in zip(les.center, shape)):
+        raise _Key("lesion", "center").bad(list(les.center), f"must lie in the lattice {list(shape)}")
+    if les.kind == "slab":
+        n = shape["xyz".index(les.axis)]
+        hi = les.lo + 1 if les.hi is None else les.hi
+        if not les.lo < hi <= n:
+            raise _Key("lesion", "hi" if les.hi is not None else "lo").bad(
+                les.hi if les.hi is not None else les.lo,
+                f"slab along {les.axis} must be a non-empty part of [0, {n})")
+    rc = cfg.recovery
+    if rc.trained is not None:
+        try:
+            rc.trained.format(seed=0)
+        except (KeyError, IndexError, ValueError):
+            raise _Key("recovery", "trained").bad(rc.trained, "may hold no placeholder but {seed}") from None
+    if not math.isfinite(cfg.structural.prune_weight):
+        raise _Key("structural", "prune_weight").bad(cfg.structural.prune_weight, "must be finite")
     return cfg

@@ -445,7 +445,7 @@ def _run_job(config: dict, path: str, threads: int = 1) -> dict:
     except RunRefused as err:
         return {"status": "refused", "message": str(err)}
     return {"status": "complete" if s.status in ("complete", "already complete") else s.status,
-            "message": "", "resumed": s.resumed_from is not None, "seconds": time.perf_counter() - t0,
+            "message": "", "resumed": getattr(s, "resumed_from", None) is not None, "seconds": time.perf_counter() - t0,
             "pid": os.getpid()}
 
 
@@ -751,8 +751,19 @@ def combine(out, spec: SweepSpec | None = None):
         raise RunRefused(f"{out}: no complete job to combine")
     items = list(done.values())
     first = items[0][1]
-    names = [v for v in first.data_vars
-             if all(v in ds.data_vars and ds[v].dims == first[v].dims for _, ds, _ in items)]
+    def fits(v):
+        """Numbers only (text cannot be NaN-filled for a missing job), the same dims in every job, and
+        the same size along dims without coordinates (e.g. x, y, z of tissues of different depths)."""
+        if first[v].dtype.kind not in "biuf":
+            return False
+        for _, ds, _ in items:
+            if v not in ds.data_vars or ds[v].dims != first[v].dims:
+                return False
+            if any(d not in first.coords and ds.sizes[d] != first.sizes[d] for d in first[v].dims):
+                return False
+        return True
+
+    names = [v for v in first.data_vars if fits(v)]
     job_dims = {d for _, ds, _ in items for v in names for d in ds[v].dims}
     clash = set(grid_dims) & (job_dims | set(names) | {c for _, ds, _ in items for c in ds.coords})
     if clash:
@@ -846,9 +857,12 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def table(ds, metric: str = "test_accuracy") -> list[str]:
+def table(ds, metric: str | None = None) -> list[str]:
     """Lines of text: the final ``metric`` (its last value along the jobs' own dims),
-    mean and standard deviation over ``seed`` (when a dim) per other grid coordinate."""
+    mean and standard deviation over ``seed`` (when a dim) per other grid coordinate.
+    By default the first of ``test_accuracy`` (learning runs) and ``A1`` (damage runs)."""
+    if metric is None:
+        metric = next((m for m in ("test_accuracy", "A1") if m in ds), "test_accuracy")
     if metric not in ds:
         return []
     grid = json.loads(ds.attrs.get("grid_dims", "[]")) if isinstance(ds.attrs.get("grid_dims"), str) \

@@ -1,0 +1,429 @@
+"""Structural plasticity: pruning, synaptogenesis and neurogenesis, on a slower clock than learning.
+
+Three edits of the synapse table, each local in space and driven by what
+learning measured:
+
+- **pruning** removes *silent* synapses: small weight (``|w| <= prune_weight``)
+  and small running update (an exponential moving average of ``|dw|`` per
+  synapse, taken over the learning steps, ``<= prune_dw``); at most
+  ``prune_max`` (a share of the synapses) per structural step, the smallest
+  ``|w|`` first;
+- **synaptogenesis** adds synapses between unconnected living neurons within
+  ``grow_radius`` voxels of each other where learning is "loud": the running
+  nudge magnitude ``a_i`` (a moving average of ``mean_b |rho_i(+beta) -
+  rho_i(-beta)|`` over the structural steps' probes) of one of the two is in the
+  top ``1 - grow_quantile`` of the living free neurons. Among those pairs the
+  ones whose EqProp contrast (the update the synapse would get if it existed,
+  ``c_ij = mean_b [rho_i rho_j]^{+beta}_{-beta} / (2 beta)``) is largest in
+  magnitude are grown, at most ``grow_max`` per step, with weight
+  ``grow_weight * sign(c_ij)``;
+- **neurogenesis** places new neurons in dead (or empty) voxels that are not
+  input voxels, next to loud regions: a voxel's score is the mean running nudge
+  of the living free (non-input: clamped inputs are never nudged) neurons within
+  ``birth_radius``; voxels scoring at least the
+  ``birth_quantile`` quantile of the living free neurons' nudge are born, the
+  loudest first, at most ``birth_max`` per step. A new neuron keeps its voxel's
+  role (hidden, or output with its group), starts at rest with the mean bias of
+  its living free neighbours (a rate clipped at 0 would never learn), and is
+  wired to every living neighbour within ``birth_radius`` with weights uniform in
+  ``[-birth_weight, birth_weight]``.
+
+After every edit the per-synapse running statistics follow their synapses
+(:func:`remap_slots`), and a trainer with an ``invalidate`` method
+(:class:`plasticity.EqProp`) is told, so its per-slot caches and Adam moments
+follow the edit too.
+
+:class:`Scheduler` runs the clocks: settle every step (inside a training
+step), learn every batch, grow and prune every ``every`` batches, homeostasis
+(the Lipschitz brake's check) every ``homeostasis_every`` batches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tissue import INPUT
+
+__all__ = ["Scheduler", "StructuralPlasticity", "remap_slots"]
+
+
+# ------------------------------------------------------------------ helpers
+def remap_slots(values: np.ndarray, old_nbr: np.ndarray, new_nbr: np.ndarray, fill=0) -> np.ndarray:
+    """Move a per-slot array from one layout of a synapse table to another.
+
+    ``values`` ``(N, K0)`` belongs to the table ``old_nbr`` ``(N, K0)``; the result
+    ``(N, K1)`` belongs to ``new_nbr``: the value of synapse ``i -> j`` goes to the
+    slot that holds ``i -> j`` now; synapses new in ``new_nbr`` and empty slots get
+    ``fill``.
+    """
+    n = old_nbr.shape[0]
+    if new_nbr.shape[0] != n or values.shape != old_nbr.shape:
+        raise ValueError("remap_slots: values and both tables must have the same number of rows, "
+                         "and values the shape of old_nbr")
+    out = np.full(new_nbr.shape, fill, dtype=values.dtype)
+    oi, ok = np.nonzero(old_nbr >= 0)
+    if len(oi) == 0:
+        return out
+    okey = oi.astype(np.int64) * n + old_nbr[oi, ok]
+    order = np.argsort(okey)
+    okey = okey[order]
+    ni, nk = np.nonzero(new_nbr >= 0)
+    nkey = ni.astype(np.int64) * n + new_nbr[ni, nk]
+    pos = np.searchsorted(okey, nkey).clip(max=len(okey) - 1)
+    hit = okey[pos] == nkey
+    src = order[pos[hit]]
+    out[ni[hit], nk[hit]] = values[oi[src], ok[src]]
+    return out
+
+
+def _neighbour_offsets(radius: float) -> np.ndarray:
+    from tissue import radius_offsets
+
+    return radius_offsets(radius)
+
+
+def _neighbours(lattice, index: np.ndarray, offsets: np.ndarray):
+    """``(src, dst)``: every voxel ``dst`` at one of ``offsets`` from ``src`` in ``index``."""
+    c = lattice.coords(index)
+    shape = np.asarray(lattice.shape)
+    cc = c[:, None, :] + offsets[None, :, :]
+    ok = np.all((cc >= 0) & (cc < shape), axis=2)
+    src = np.broadcast_to(np.asarray(index)[:, None], ok.shape)[ok]
+    cc = cc[ok]
+    dst = lattice.index(cc[:, 0], cc[:, 1], cc[:, 2])
+    return src.astype(np.int64), dst.astype(np.int64)
+
+
+# ------------------------------------------------------------------ the rules
+@dataclass
+class StructuralPlasticity:
+    """Pruning, synaptogenesis and neurogenesis (see the module doc).
+
+    Parameters
+    ----------
+    prune, grow, neurogenesis : bool
+        Which edits run in :meth:`step`.
+    prune_weight, prune_dw : float
+        A synapse is silent when ``|w| <= prune_weight`` and its running ``|dw|``
+        ``<= prune_dw``.
+    prune_max : float
+        At most this share of the current synapses is pruned per step.
+    grow_radius : float
+        New synapses join neurons at most this far apart (voxel units).
+    grow_quantile : float in [0, 1]
+        A neuron is loud when its running nudge is at least this quantile of the
+        living free neurons' nudges (and > 0).
+    grow_max : int
+        Synapses grown per step at most.
+    grow_weight : float
+        Magnitude of a new synapse's weight.
+    neurogenesis : bool
+    birth_radius : float
+        New neurons are wired to living neighbours within this distance (1.75:
+        the 26-neighbourhood).
+    birth_quantile : float in [0, 1]
+        Loudness threshold of a birth site (quantile of the living free nudges).
+    birth_max : int
+        Neurons born per step at most.
+    birth_weight : float
+        New neurons' weights are uniform in ``[-birth_weight, birth_weight]``.
+    dw_decay, nudge_decay : float in [0, 1)
+        Decay of the running averages (``a <- decay * a + (1 - decay) * x``).
+    seed : int
+        Seeds the weights of new synapses and neurons.
+    prune_budget : int, optional
+        Synapses that pruning may still remove in all (None: no limit); it
+        counts down as :meth:`prune_silent` removes them.
+
+    Attributes
+    ----------
+    log : list of dict
+        One entry per edit: ``when``, ``what`` (prune / grow / birth), ``count``.
+    born : ndarray (N,) int
+        Structural step at which each voxel's neuron was born (-1: not born here).
+    """
+
+    prune: bool = True
+    prune_weight: float = 0.02
+    prune_dw: float = 1e-4
+    prune_max: float = 0.05
+    grow: bool = True
+    grow_radius: float = 2.0
+    grow_quantile: float = 0.9
+    grow_max: int = 20
+    grow_weight: float = 0.01
+    neurogenesis: bool = True
+    birth_radius: float = 1.75
+    birth_quantile: float = 0.5
+    birth_max: int = 8
+    birth_weight: float = 0.05
+    dw_decay: float = 0.9
+    nudge_decay: float = 0.5
+    seed: int = 0
+    prune_budget: int | None = None
+    log: list = field(default_factory=list)
+
+    def __post_init__(self):
+        for key, lo, hi in (("prune_weight", 0, None), ("prune_dw", 0, None), ("prune_max", 0, 1),
+                            ("grow_radius", 1, None), ("grow_quantile", 0, 1), ("grow_weight", 0, None),
+                            ("birth_radius", 1, None), ("birth_quantile", 0, 1), ("birth_weight", 0, None),
+                            ("dw_decay", 0, 1), ("nudge_decay", 0, 1)):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= lo and (hi is None or v <= hi)):
+                rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+                raise ValueError(f"StructuralPlasticity {key} must be a finite number {rng}, got {v!r}")
+        for key in ("grow_max", "birth_max"):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, np.integer)) and v >= 0):
+                raise ValueError(f"StructuralPlasticity {key} must be an integer >= 0, got {v!r}")
+        self._rng = np.random.default_rng(self.seed)
+        self.dw = None          # (N, K) running |dw|, in the table's current layout
+        self._nbr = None        # the layout self.dw belongs to
+        self.nudge = None       # (N,) running nudge magnitude
+        self.contrast_rates = None   # (rp, rm, scale) of the last probe
+        self.born = None
+        self.steps = 0
+
+    # ----------------------------------------------------------- statistics
+    def _follow(self, tissue) -> None:
+        """Bring the per-slot statistics to the table's current layout."""
+        nbr = tissue.syn.nbr
+        if self.dw is None:
+            self.dw = np.full(nbr.shape, np.inf)   # unmeasured: not silent
+            self._nbr = nbr.copy()
+            return
+        if self._nbr.shape != nbr.shape or not np.array_equal(self._nbr, nbr):
+            self.dw = remap_slots(self.dw, self._nbr, nbr, fill=np.inf)   # new synapses are not silent
+            self._nbr = nbr.copy()
+
+    def observe_update(self, tissue, w_before: np.ndarray) -> None:
+        """Fold one learning step's ``|dw|`` (``tissue.syn.w - w_before``, same layout) into the running average."""
+        self._follow(tissue)
+        dw = np.abs(tissue.syn.w.astype(np.float64) - w_before)
+        fresh = ~np.isfinite(self.dw)
+        self.dw = np.where(fresh, dw, self.dw_decay * self.dw + (1 - self.dw_decay) * dw)
+
+    def observe_nudge(self, tissue, plus_rates, minus_rates, beta: float, symmetric: bool = True) -> None:
+        """Fold a probe's nudge ``mean_b |rho(+beta) - rho(-beta)|`` ``(B, N)`` rates into the running nudge."""
+        rp = np.asarray(plus_rates, dtype=np.float64)
+        rm = np.asarray(minus_rates, dtype=np.float64)
+        a = np.abs(rp - rm).mean(axis=0)
+        a[~tissue.alive] = 0.0
+        if self.nudge is None or self.nudge.shape != a.shape:
+            self.nudge = a
+        else:
+            self.nudge = self.nudge_decay * self.nudge + (1 - self.nudge_decay) * a
+        self.contrast_rates = (rp, rm, 1.0 / (2 * beta) if symmetric else 1.0 / beta)
+
+    def probe(self, tissue, trainer, engine, x, y) -> None:
+        """Settle ``x`` free and nudged with ``trainer`` (an :class:`plasticity.EqProp`) and
+        fold the nudge into the running average (nothing is learnt)."""
+        _free, plus, minus = trainer.phases(tissue, engine, x, y)
+        self.observe_nudge(tissue, plus.rates, minus.rates, trainer.beta, trainer.symmetric)
+
+    def _loud_threshold(self, tissue, q: float) -> float:
+        free = tissue.alive & (tissue.role != INPUT)
+        if self.nudge is None or not free.any():
+            return np.inf
+        return float(np.quantile(self.nudge[free], q))
+
+    # ----------------------------------------------------------- edits
+    def prune_silent(self, tissue, max_count: int | None = None) -> int:
+        """Remove silent synapses (see the class doc); returns how many."""
+        self._follow(tissue)
+        syn = tissue.syn
+        i, k = np.nonzero(syn.nbr >= 0)
+        j = syn.nbr[i, k].astype(np.int64)
+        half = i < j
+        i, k, j = i[half], k[half], j[half]
+        aw = np.abs(syn.w[i, k]).astype(np.float64)
+        dw = np.maximum(self.dw[i, k], self.dw[j, syn.rev[i, k]])
+        silent = np.flatnonzero((aw <= self.prune_weight) & (dw <= self.prune_dw))
+        cap = int(np.floor(self.prune_max * len(i))) if max_count is None else int(max_count)
+        if self.prune_budget is not None:
+            cap = min(cap, max(0, int(self.prune_budget)))
+        if len(silent) > cap:
+            silent = silent[np.argsort(aw[silent], kind="stable")[:cap]]
+        for a, b in zip(i[silent].tolist(), j[silent].tolist()):
+            syn.remove(a, b)
+        if self.prune_budget is not None:
+            self.prune_budget -= len(silent)
+        self._follow(tissue)
+        return len(silent)
+
+    def grow_synapses(self, tissue) -> int:
+        """Add synapses between unconnected living neurons near loud ones; returns how many."""
+        if self.nudge is None or self.grow_max == 0:
+            return 0
+        thr = self._loud_threshold(tissue, self.grow_quantile)
+        loud = np.flatnonzero(tissue.alive & (tissue.role != INPUT) & (self.nudge >= thr) & (self.nudge > 0))
+        if len(loud) == 0:
+            return 0
+        src, dst = _neighbours(tissue.lattice, loud, _neighbour_offsets(self.grow_radius))
+        ok = tissue.alive[dst] & ~((tissue.role[src] == INPUT) & (tissue.role[dst] == INPUT))
+        src, dst = src[ok], dst[ok]
+        lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+        n = tissue.n
+        key = np.unique(lo * n + hi)
+        i, j, _ = tissue.syn.edges()
+        key = np.setdiff1d(key, i * n + j)
+        if len(key) == 0:
+            return 0
+        a, b = key // n, key % n
+        rp, rm, scale = self.contrast_rates
+        c = ((rp[:, a] * rp[:, b]) - (rm[:, a] * rm[:, b])).mean(axis=0) * scale
+        order = np.argsort(-np.abs(c), kind="stable")[: self.grow_max]
+        order = order[np.abs(c[order]) > 0]
+        for e in order.tolist():
+            tissue.syn.add(int(a[e]), int(b[e]), self.grow_weight * float(np.sign(c[e])))
+        self._follow(tissue)
+        return len(order)
+
+    def birth(self, tissue) -> np.ndarray:
+        """Place new neurons in dead voxels next to loud regions; returns their voxels."""
+        if self.nudge is None or self.birth_max == 0:
+            return np.zeros(0, np.int64)
+        sites = np.flatnonzero(~tissue.alive & (tissue.role != INPUT))
+        if len(sites) == 0:
+            return np.zeros(0, np.int64)
+        thr = self._loud_threshold(tissue, self.birth_quantile)
+        src, dst = _neighbours(tissue.lattice, sites, _neighbour_offsets(self.birth_radius))
+        live = tissue.alive[dst] & (tissue.role[dst] != INPUT)   # clamped inputs are never nudged
+        src, dst = src[live], dst[live]
+        total = np.bincount(src, weights=self.nudge[dst], minlength=tissue.n)
+        count = np.bincount(src, minlength=tissue.n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+        ok = sites[(score[sites] >= thr) & (score[sites] > 0)]
+        if len(ok) == 0:
+            return np.zeros(0, np.int64)
+        new = np.sort(ok[np.argsort(-score[ok], kind="stable")[: self.birth_max]])
+        # a newborn takes the mean bias of its living free neighbours (so it starts in the range
+        # where its rate responds and its synapses can learn; a rate clipped at 0 gets no update)
+        nb_src, nb_dst = _neighbours(tissue.lattice, new, _neighbour_offsets(self.birth_radius))
+        free = tissue.alive[nb_dst] & (tissue.role[nb_dst] != INPUT)
+        tot = np.bincount(nb_src[free], weights=tissue.bias[nb_dst[free]].astype(np.float64), minlength=tissue.n)
+        cnt = np.bincount(nb_src[free], minlength=tissue.n)
+        tissue.bias[new] = np.where(cnt[new] > 0, tot[new] / np.maximum(cnt[new], 1), 0.0)
+        tissue.alive[new] = True
+        src, dst = _neighbours(tissue.lattice, new, _neighbour_offsets(self.birth_radius))
+        live = tissue.alive[dst]
+        src, dst = src[live], dst[live]
+        w = self._rng.uniform(-self.birth_weight, self.birth_weight, size=len(src))
+        for a, b, ww in zip(src.tolist(), dst.tolist(), w.tolist()):
+            tissue.syn.add(a, b, ww)   # a pair of two new neurons is added once (add returns False after)
+        if self.born is None or len(self.born) != tissue.n:
+            self.born = np.full(tissue.n, -1, np.int64)
+        self.born[new] = self.steps
+        if self.nudge is not None:
+            self.nudge[new] = 0.0
+        self._follow(tissue)
+        return new
+
+    def step(self, tissue, trainer=None, engine=None, x=None, y=None, when=None) -> dict:
+        """One structural step: probe (when ``trainer``, ``engine`` and a batch are given), then
+        prune, grow and give birth as configured; tell ``trainer`` about the edit.
+        Returns ``{"pruned", "grown", "born"}``."""
+        if trainer is not None and x is not None:
+            self.probe(tissue, trainer, engine, x, y)
+        self._follow(tissue)
+        out = {"pruned": 0, "grown": 0, "born": 0}
+        if self.prune:
+            out["pruned"] = self.prune_silent(tissue)
+        if self.grow:
+            out["grown"] = self.grow_synapses(tissue)
+        if self.neurogenesis:
+            out["born"] = len(self.birth(tissue))
+        for what in ("pruned", "grown", "born"):
+            if out[what]:
+                self.log.append({"when": when if when is not None else self.steps, "what": what,
+                                 "count": out[what]})
+        if any(out.values()) and trainer is not None and hasattr(trainer, "invalidate"):
+            trainer.invalidate()
+        self.steps += 1
+        return out
+
+
+# ------------------------------------------------------------------ the clocks
+@dataclass
+class Scheduler:
+    """Multi-timescale training: settle every step, learn every batch, restructure every
+    ``every`` batches, homeostasis every ``homeostasis_every`` batches.
+
+    Parameters
+    ----------
+    trainer : plasticity.EqProp
+    engine : dynamics.Langevin
+    structural : StructuralPlasticity, optional
+        None: learning (and homeostasis) only.
+    every : int
+        Batches between structural steps.
+    brake : plasticity.LipschitzBrake, optional
+        Checked every ``homeostasis_every`` batches (besides the trainer's own use
+        of it when a free phase stalls).
+    homeostasis_every : int
+    """
+
+    trainer: object
+    engine: object
+    structural: StructuralPlasticity | None = None
+    every: int = 10
+    brake: object = None
+    homeostasis_every: int = 50
+    batches: int = 0
+    events: list = field(default_factory=list)
+
+    def __post_init__(self):
+        for key in ("every", "homeostasis_every"):
+            v = getattr(self, key)
+            if not (isinstance(v, (int, np.integer)) and v >= 1):
+                raise ValueError(f"Scheduler {key} must be an integer >= 1, got {v!r}")
+
+    def fit_epoch(self, tissue, x, y, epoch: int = 0, progress: bool = False, callback=None,
+                  epochs: int | None = None) -> dict:
+        """One pass over ``(x, y)`` in the trainer's seeded order (as :meth:`EqProp.fit_epoch`; the
+        trainer's learning-rate schedule runs over ``epochs``, constant when None), with the
+        structural and homeostatic clocks. ``callback(batches_done, n_batches)`` is called after
+        every batch."""
+        tr = self.trainer
+        tr._prepare(tissue)
+        tr._state["lr_scale"] = tr.lr_scale(epoch, epochs)
+        rng = np.random.default_rng([tr.seed, epoch])
+        order = rng.permutation(len(x))
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(x), desc=f"epoch {epoch}", unit="ex", leave=False)
+        loss = correct = 0.0
+        t0 = time.perf_counter()
+        n_batches = -(-len(x) // tr.batch_size)
+        for b, lo in enumerate(range(0, len(x), tr.batch_size)):
+            idx = order[lo:lo + tr.batch_size]
+            w_before = tissue.syn.w.astype(np.float64) if self.structural is not None else None
+            rep = tr.train_step(tissue, self.engine, x[idx], y[idx], index=idx)
+            self.batches += 1
+            if self.structural is not None:
+                self.structural.observe_update(tissue, w_before)
+                if self.batches % self.every == 0:
+                    ev = self.structural.step(tissue, tr, self.engine, x[idx], y[idx], when=self.batches)
+                    if any(ev.values()):
+                        self.events.append({"batch": self.batches, **ev})
+            if self.brake is not None and self.batches % self.homeostasis_every == 0:
+                # the contraction at this batch's free states (as the trainer's own stall check does):
+                # the global norm of W overstates it for the hard sigmoid, whose clipped units pass nothing
+                act = self.brake.check(tissue, when=self.batches, reason="scheduled", states=rep.free_rates[:4])
+                if act is not None:
+                    self.events.append({"batch": self.batches, "brake": act["scale"]})
+            loss += rep.loss * len(idx)
+            correct += rep.correct
+            if bar is not None:
+                bar.update(len(idx))
+            if callback is not None:
+                callback(b + 1, n_batches)
+        if bar is not None:
+            bar.close()
+        return {"loss": loss / len(x), "accuracy": correct / len(x), "seconds": time.perf_counter() - t0}

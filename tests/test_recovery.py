@@ -1,0 +1,236 @@
+"""The damage-and-recovery study (studies.recovery) and its config sections (studies.damage_config)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from studies.config import ConfigError, load_config
+from studies.recovery import epochs_to_reach, recovered_share
+from studies.run import RunRefused, run
+from tissue import load_tissue, open_run
+from tissue.graph import METRICS, damage_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "name": "tiny-recovery", "seed": 0,
+    "tissue": {"shape": [8, 8, 3], "bias": 0.2, "small_world": 0.1},
+    "task": {"name": "patterns", "n_classes": 4, "noise": 0.1},
+    "learning": {"epochs": 1, "beta": 0.1, "lr": 0.003, "optimizer": "adam", "blends": 0, "alignment_samples": 0},
+    "dynamics": {"dt": 0.5, "tol": 2e-3, "max_steps": 150},
+    "homeostasis": {},
+    "lesion": {"kind": "random", "fraction": 0.4, "curve_max": 0.5, "curve_points": 2},
+    "structural": {"every": 4, "prune_weight": 0.2, "prune_dw": 1e-2, "prune_max": 0.3},
+    "recovery": {"epochs": 1, "evals_per_epoch": 2, "arms": ["learn", "neurogenesis"], "lr": 0.001,
+                 "prune_target": 0.3, "prune_epochs": 1},
+}
+
+
+def _cfg(**sections):
+    d = copy.deepcopy(TINY)
+    for k, v in sections.items():
+        if v is None:
+            d.pop(k, None)
+        elif isinstance(v, dict):
+            if k == "lesion" and v.get("kind", "random") != "random" and "fraction" not in v:
+                d[k].pop("fraction")        # TINY's fraction belongs to its random lesion
+            d.setdefault(k, {}).update(v)
+        else:
+            d[k] = v
+    return d
+
+
+# ------------------------------------------------------------------ config
+def test_shipped_configs_load():
+    cfg = load_config(REPO / "configs" / "lesion-recovery.toml")
+    assert cfg.lesion.kind == "random" and cfg.lesion.fraction == 0.2
+    assert cfg.recovery.trained == "learn-seed{seed}.zarr"
+    from studies.sweep import load_sweep
+
+    spec = load_sweep(REPO / "configs" / "sweep-lesions.toml")
+    assert {g.name for g in spec.grid} == {"lesion_fraction", "lesion_kind", "seed"}
+    assert len(spec.jobs) == np.prod([len(g.values) for g in spec.grid])
+
+
+def test_defaults_fill_missing_sections():
+    cfg = load_config(_cfg(lesion=None, structural=None, recovery={"epochs": 3}))
+    assert cfg.lesion.kind == "random" and cfg.structural.every == 10 and cfg.recovery.epochs == 3
+    # canonical form round-trips
+    assert load_config(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("sections, key, allowed", [
+    ({"lesion": {"kind": "cube"}}, "[lesion] kind", '"random", "ball", "slab", "synapses", "noise"'),
+    ({"lesion": {"fraction": 1.5}}, "[lesion] fraction", "in [0, 1]"),
+    ({"lesion": {"radius": 2.0}}, "[lesion] radius", 'only with kind = "ball"'),
+    ({"lesion": {"kind": "ball", "fraction": 0.1}}, "[lesion] fraction", '"random" or "synapses"'),
+    ({"lesion": {"kind": "ball", "center": [9, 0, 0]}}, "[lesion] center", "lattice [8, 8, 3]"),
+    ({"lesion": {"kind": "slab", "axis": "z", "lo": 3}}, "[lesion] lo", "[0, 3)"),
+    ({"lesion": {"roles": ["input"]}}, "[lesion] roles", '"hidden", "output"'),
+    ({"lesion": {"kind": "noise", "roles": ["output"]}}, "[lesion] roles", "only with kind"),
+    ({"structural": {"every": 0}}, "[structural] every", ">= 1"),
+    ({"structural": {"grow_radius": 20.0}}, "[structural] grow_radius", "in [1, 8]"),
+    ({"recovery": {"arms": ["magic"]}}, "[recovery] arms", '"learn", "neurogenesis", "structural"'),
+    ({"recovery": {"epoch": 2}}, "unknown key 'epoch'", "did you mean 'epochs'"),
+    ({"recovery": {"trained": "/x/{run}.zarr"}}, "[recovery] trained", "{seed}"),
+    ({"recovery": {"prune_target": 1.0}}, "[recovery] prune_target", "in [0, 0.95]"),
+    ({"learning": None}, "[learning]", "is required with [task]"),
+])
+def test_config_errors_name_the_key(sections, key, allowed):
+    with pytest.raises(ConfigError) as err:
+        load_config(_cfg(**sections))
+    msg = str(err.value)
+    assert key in msg and allowed in msg, msg
+
+
+def test_helpers():
+    assert recovered_share(0.9, 0.6, 0.87) == pytest.approx(0.9)
+    assert np.isnan(recovered_share(0.9, 0.9, 0.9))
+    assert epochs_to_reach([0, 0.5, 1, 1.5], [0.5, 0.8, 0.95, 0.9], 0.9) == 1
+    assert np.isnan(epochs_to_reach([0, 1], [0.5, 0.6], 0.9))
+
+
+# ------------------------------------------------------------------ the run
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rec") / "r.zarr"
+    s = run(load_config(_cfg()), out, progress=False)
+    return out, s
+
+
+@pytest.mark.slow
+def test_recovery_run_store(tiny_run):
+    from studies.learn import build_learning
+
+    out, s = tiny_run
+    assert s.status == "complete"
+    ds = open_run(out)
+    cfg = load_config(_cfg())
+    assert list(ds.arm.values) == ["learn", "neurogenesis", "mlp"]
+    assert np.allclose(ds.epoch.values, [0, 0.5, 1])
+    assert list(ds.stage.values) == ["trained", "lesioned", "recovered_learn", "recovered_neurogenesis", "pruned"]
+    # the stored tissues are what the numbers describe: re-evaluate them independently of the run
+    setup = build_learning(cfg)
+    trained, lesioned = load_tissue(out), load_tissue(out, "lesioned")
+
+    def acc(t):
+        return setup.trainer.evaluate(t, setup.engine, setup.xte, setup.task.y_test)["accuracy"]
+    assert acc(trained) == pytest.approx(float(ds.accuracy_before.sel(model="tissue")))
+    assert acc(lesioned) == pytest.approx(float(ds.accuracy.sel(arm="learn", epoch=0)))
+    assert float(ds.accuracy.sel(arm="learn", epoch=0)) == float(ds.accuracy.sel(arm="neurogenesis", epoch=0))
+    assert float(ds.curve_accuracy.sel(model="tissue", damage=0)) == pytest.approx(acc(trained))
+    # the lesion record: 40% of the 64 hidden neurons (z = 1), exactly the dead voxels of the lesioned tissue
+    killed = ds.lesioned_by.values.reshape(-1) >= 0
+    assert int((trained.role == 0).sum()) == 64
+    assert killed.sum() == round(0.4 * 64) == int(ds.log_neurons.values[0])
+    assert np.array_equal(killed, trained.alive & ~lesioned.alive)
+    assert json.loads(ds.attrs["lesion_log"])[0]["kind"] == "random"
+    # graph metrics of the stored tissues
+    for stage, t in (("trained", trained), ("lesioned", lesioned),
+                     ("recovered_neurogenesis", load_tissue(out, "recovered_neurogenesis"))):
+        m = damage_metrics(t)
+        for k in METRICS:
+            assert float(ds[f"graph_{k}"].sel(stage=stage)) == pytest.approx(m[k], nan_ok=True), (stage, k)
+    # births sit in voxels the lesion emptied; the learn arm has none
+    born = ds.born.sel(arm="neurogenesis").values.reshape(-1) >= 0
+    assert np.all(killed[born])
+    assert not (ds.born.sel(arm="learn").values >= 0).any()
+    after = load_tissue(out, "recovered_neurogenesis")
+    assert np.array_equal(after.alive, lesioned.alive | born)
+    assert int(ds.neurons.sel(arm="neurogenesis").values[-1]) == int(after.alive.sum())
+    # pruning: the budget is respected and the synapse count is the stored tissue's
+    pruned = load_tissue(out, "pruned")
+    left = float(ds.prune_synapses.values[-1])
+    assert left == pytest.approx(pruned.syn.n_synapses / trained.syn.n_synapses)
+    assert left >= 0.7 - 1 / trained.syn.n_synapses
+    for t in (lesioned, after, pruned):
+        t.syn.check()
+        i, j, _ = t.syn.edges()
+        assert t.alive[i].all() and t.alive[j].all()
+    attrs = dict(zarr.open_group(out, mode="r").attrs)
+    assert attrs["status"] == "complete" and json.loads(attrs["config"])["lesion"]["fraction"] == 0.4
+    ds.close()
+
+
+@pytest.mark.slow
+def test_recovery_refuses_and_resumes_cleanly(tiny_run):
+    out, _ = tiny_run
+    with pytest.raises(RunRefused, match="already exists"):
+        run(load_config(_cfg()), out, progress=False)
+    assert run(load_config(_cfg()), out, resume=True, progress=False).status == "already complete"
+    with pytest.raises(RunRefused, match="differs at lesion.fraction"):
+        run(load_config(_cfg(lesion={"fraction": 0.3})), out, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_trained_store_is_loaded_or_refused(tiny_run, tmp_path):
+    out, _ = tiny_run
+    # a learning store holding the run's trained tissue, with the learning config it was trained with
+    fake = tmp_path / "trained.zarr"
+    from tissue import save_tissue
+
+    cfg = load_config(_cfg())
+    zarr.create_group(fake, attributes={"status": "complete", "config": json.dumps(cfg.to_dict())})
+    save_tissue(load_tissue(out), fake)
+    quick = {"arms": ["learn"], "mlp": False, "prune_target": 0.0, "evals_per_epoch": 1,
+             "trained": str(tmp_path / "trained.zarr")}
+    c2 = load_config(_cfg(recovery=quick, lesion={"curve_max": 0.0}))
+    s = run(c2, tmp_path / "r2.zarr", progress=False)
+    ds, ds0 = open_run(tmp_path / "r2.zarr"), open_run(out)
+    assert "train_test_accuracy" not in ds              # nothing was trained
+    assert float(ds.accuracy_before.sel(model="tissue")) == float(ds0.accuracy_before.sel(model="tissue"))
+    assert float(ds.accuracy.sel(arm="learn", epoch=0)) == float(ds0.accuracy.sel(arm="learn", epoch=0))
+    assert s.figures["trained_from"] == str(fake)
+    # another training config is refused, naming where it differs
+    c3 = load_config(_cfg(recovery=quick, learning={"lr": 0.01}, lesion={"curve_max": 0.0}))
+    with pytest.raises(RunRefused, match=r"trained with another config \(differs at learning.lr"):
+        run(c3, tmp_path / "r3.zarr", progress=False)
+    c4 = load_config(_cfg(recovery={**quick, "trained": str(tmp_path / "none{seed}.zarr")}))
+    with pytest.raises(RunRefused, match="none0.zarr is not a run store"):
+        run(c4, tmp_path / "r4.zarr", progress=False)
+
+
+@pytest.mark.slow
+def test_demo_step(tiny_run, tmp_path):
+    from studies.recovery import demo_step
+
+    out, _ = tiny_run
+    lines = []
+    fig = demo_step(out, tmp_path / "demo", small=True, progress=False, echo=lines.append)
+    ds = open_run(out)
+    assert fig["A0"] == pytest.approx(float(ds.accuracy_before.sel(model="tissue")))
+    assert fig["killed"] == round(0.2 * 64)
+    assert fig["recovered_share"] == pytest.approx((fig["A_recovered"] - fig["A1"]) / (fig["A0"] - fig["A1"]))
+    assert fig["recovery_epochs"] == pytest.approx(0.25, abs=0.01)
+    assert Path(fig["recovery_png"]).stat().st_size > 0 and lines and "lesion and recovery" in lines[0]
+    ds.close()
+
+
+@pytest.mark.slow
+def test_job_store_combines_in_a_sweep(tiny_run, tmp_path):
+    """A recovery store is a valid sweep job: a finished one is skipped and its Dataset combines
+    over the grid dims (text lives in attributes, numbers in variables)."""
+    import shutil
+
+    from studies.sweep import job_path, load_sweep, run_sweep
+
+    out, _ = tiny_run
+    spec = load_sweep({"base_config": copy.deepcopy(TINY), "grid": {"lesion.fraction": [0.4]},
+                       "dims": {"lesion.fraction": {"name": "lesion_fraction", "values": [0.4]}}})
+    sweep = tmp_path / "sweep"
+    (sweep / "jobs").mkdir(parents=True)
+    (sweep / "sweep.json").write_text(json.dumps(spec.to_dict()))
+    shutil.copytree(out, job_path(sweep, spec.jobs[0]))
+    s = run_sweep(spec, sweep, progress=False)
+    assert s.n_run == 0 and s.skipped == [spec.jobs[0].name] and not s.failed
+    comb = open_run(s.dataset)
+    one = open_run(out)
+    assert comb.accuracy.dims == ("lesion_fraction", "arm", "epoch")
+    assert np.array_equal(comb.accuracy.sel(lesion_fraction=0.4).values, one.accuracy.values, equal_nan=True)
+    assert float(comb.A1.sel(lesion_fraction=0.4)) == float(one.accuracy.sel(arm="learn", epoch=0))

@@ -1,0 +1,310 @@
+"""Structural plasticity (plasticity.structural) and EqProp's cache after structural edits.
+
+The property test drives random sequences of lesions, prunes, growths and births
+and checks the invariants after every edit against brute-force references:
+symmetric weights, no synapse on a dead neuron, no duplicates or self-loops, and
+the padded table, the CSR export and the networkx export holding the same graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dynamics import Langevin
+from plasticity import EqProp
+from plasticity.structural import Scheduler, StructuralPlasticity, remap_slots
+from tissue import INPUT, Tissue
+from tissue.lesions import cut_synapses, kill_ball, kill_fraction, weight_noise
+
+
+def _tissue(shape=(5, 5, 4), seed=0):
+    t = Tissue.cube(shape, stencil=26, small_world=0.1, seed=seed, bias=0.2)
+    t.set_input(t.lattice.face("z-"))
+    t.set_output(t.lattice.face("z+"), groups=2)
+    return t
+
+
+def _table_dict(t) -> dict:
+    """{(i, j): w} read slot by slot with plain Python loops (both directions)."""
+    out = {}
+    for i in range(t.n):
+        for k in range(t.syn.width):
+            j = int(t.syn.nbr[i, k])
+            if j >= 0:
+                assert (i, j) not in out, "duplicate synapse"
+                out[(i, j)] = float(t.syn.w[i, k])
+    return out
+
+
+def check_invariants(t):
+    t.syn.check()
+    d = _table_dict(t)
+    for (i, j), w in d.items():
+        assert i != j, "self-loop"
+        assert d[(j, i)] == w, "asymmetric weight"
+        assert t.alive[i] and t.alive[j], "synapse on a dead neuron"
+    # CSR export: the same pairs and weights
+    csr = t.to_scipy().tocoo()
+    assert {(int(a), int(b)): float(w) for a, b, w in zip(csr.row, csr.col, csr.data)} == d
+    # networkx export: living nodes, the same undirected edges and weights
+    g = t.to_networkx()
+    assert set(g.nodes) == set(np.flatnonzero(t.alive).tolist())
+    und = {(min(i, j), max(i, j)): w for (i, j), w in d.items()}
+    assert {(min(a, b), max(a, b)): float(w) for a, b, w in g.edges(data="weight")} == und
+
+
+def _loud(sp, t, rng):
+    """Give the rules a random running nudge and probe rates (as a probe would)."""
+    b = 3
+    rp, rm = rng.random((b, t.n)), rng.random((b, t.n))
+    rp[:, ~t.alive] = rm[:, ~t.alive] = 0
+    sp.observe_nudge(t, rp, rm, beta=0.1)
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["kill", "ball", "cut", "noise", "prune", "grow", "birth", "learn"]),
+                         st.integers(0, 2**16)), min_size=1, max_size=8)
+
+
+@given(OPS)
+def test_random_edit_sequences_keep_the_invariants(ops):
+    t = _tissue()
+    sp = StructuralPlasticity(prune_weight=0.1, prune_dw=0.5, prune_max=0.3, grow_max=15, grow_quantile=0.5,
+                              birth_max=5, birth_quantile=0.0, seed=1)
+    for op, s in ops:
+        rng = np.random.default_rng(s)
+        if op == "kill":
+            kill_fraction(t, float(rng.uniform(0, 0.5)), seed=s)
+        elif op == "ball":
+            c = rng.uniform(0, np.array(t.lattice.shape) - 1)
+            kill_ball(t, c, float(rng.uniform(0.5, 2.5)), roles=("hidden", "output"))
+        elif op == "cut":
+            cut_synapses(t, float(rng.uniform(0, 0.3)), seed=s)
+        elif op == "noise":
+            weight_noise(t, 0.3, seed=s)
+        elif op == "learn":   # a fake update of random size on every synapse, seen by the dw statistics
+            w0 = t.syn.w.astype(np.float64)
+            i, j, _ = t.syn.edges()
+            for a, b in zip(i.tolist(), j.tolist()):
+                k = t.syn.slot(a, b)
+                dw = np.float32(rng.normal(0, 0.01))
+                t.syn.w[a, k] += dw
+                t.syn.w[b, t.syn.rev[a, k]] = t.syn.w[a, k]
+            sp.observe_update(t, w0)
+        else:
+            _loud(sp, t, rng)
+            if op == "prune":
+                sp.prune_silent(t)
+            elif op == "grow":
+                sp.grow_synapses(t)
+            else:
+                sp.birth(t)
+        check_invariants(t)
+
+
+# ------------------------------------------------------------------ the rules, one by one
+def test_prune_removes_exactly_the_silent_synapses_smallest_first():
+    t = _tissue()
+    rng = np.random.default_rng(0)
+    sp = StructuralPlasticity(prune_weight=0.1, prune_dw=0.004, prune_max=1.0)
+    w0 = t.syn.w.astype(np.float64)
+    i, j, _ = t.syn.edges()
+    dws = {}
+    for a, b in zip(i.tolist(), j.tolist()):   # one update: |dw| uniform in [0, 0.01)
+        k = t.syn.slot(a, b)
+        dws[(a, b)] = abs(float(np.float32(rng.uniform(-0.01, 0.01))))
+        t.syn.w[a, k] += np.float32(np.sign(rng.random() - 0.5) * dws[(a, b)])
+        t.syn.w[b, t.syn.rev[a, k]] = t.syn.w[a, k]
+    sp.observe_update(t, w0)                   # first observation: the running |dw| is this |dw|
+    before = _table_dict(t)
+    dw_now = {(a, b): abs(before[(a, b)] - float(w0[a, t.syn.slot(a, b)])) for (a, b) in dws}
+    silent = {p for p in dws if abs(before[p]) <= 0.1 and dw_now[p] <= 0.004}
+    n = sp.prune_silent(t)
+    after = {(a, b) for (a, b) in _table_dict(t) if a < b}
+    assert n == len(silent) > 0
+    assert set(dws) - after == silent
+    # with a cap, the smallest |w| among the silent ones go first
+    t2 = _tissue()
+    sp2 = StructuralPlasticity(prune_weight=1.0, prune_dw=1.0, prune_max=1.0)
+    sp2.observe_update(t2, t2.syn.w.astype(np.float64))     # no change: every synapse silent
+    d = {p: abs(w) for p, w in _table_dict(t2).items() if p[0] < p[1]}
+    n = sp2.prune_silent(t2, max_count=10)
+    gone = set(d) - {p for p in _table_dict(t2) if p[0] < p[1]}
+    assert n == 10 and len(gone) == 10
+    assert max(d[p] for p in gone) <= min(d[p] for p in set(d) - gone)
+    # budget
+    sp3 = StructuralPlasticity(prune_weight=1.0, prune_dw=1.0, prune_max=1.0, prune_budget=7)
+    t3 = _tissue()
+    sp3.observe_update(t3, t3.syn.w.astype(np.float64))
+    assert sp3.prune_silent(t3) == 7 and sp3.prune_silent(t3) == 0
+
+
+def test_unmeasured_synapses_are_not_silent():
+    t = _tissue()
+    sp = StructuralPlasticity(prune_weight=1.0, prune_dw=1.0, prune_max=1.0)
+    assert sp.prune_silent(t) == 0
+
+
+def test_grow_follows_the_contrast_within_the_radius():
+    t = _tissue((6, 6, 4))
+    kill_fraction(t, 0.3, seed=2)
+    cut_synapses(t, 0.5, seed=2)
+    rng = np.random.default_rng(3)
+    sp = StructuralPlasticity(grow_radius=1.5, grow_quantile=0.7, grow_max=25, grow_weight=0.02)
+    rp, rm = rng.random((4, t.n)), rng.random((4, t.n))
+    rp[:, ~t.alive] = rm[:, ~t.alive] = 0
+    sp.observe_nudge(t, rp, rm, beta=0.1)
+    before = set(_table_dict(t))
+    n = sp.grow_synapses(t)
+    new = {(a, b) for (a, b) in set(_table_dict(t)) - before if a < b}
+    assert n == len(new) == 25
+    # brute-force candidate set: living, unconnected, within the radius, one end loud, not input-input
+    nudge = np.abs(rp - rm).mean(0)
+    free = t.alive & (t.role != INPUT)
+    thr = np.quantile(nudge[free], 0.7)
+    loud = free & (nudge >= thr)
+    c = t.lattice.coords()
+    score = {}
+    for a in range(t.n):
+        for b in range(a + 1, t.n):
+            if not (t.alive[a] and t.alive[b]) or (a, b) in before:
+                continue
+            if not (loud[a] or loud[b]) or (t.role[a] == INPUT and t.role[b] == INPUT):
+                continue
+            if ((c[a] - c[b]) ** 2).sum() > 1.5 ** 2 + 1e-9:
+                continue
+            score[(a, b)] = ((rp[:, a] * rp[:, b]) - (rm[:, a] * rm[:, b])).mean() / 0.2
+    best = sorted(score, key=lambda p: -abs(score[p]))[:25]
+    assert new == set(best)
+    d = _table_dict(t)
+    for p in new:
+        assert d[p] == pytest.approx(0.02 * np.sign(score[p]))
+    check_invariants(t)
+
+
+def test_births_fill_dead_voxels_next_to_loud_neurons():
+    t = _tissue((6, 6, 5))
+    rec = kill_ball(t, (2.5, 2.5, 2.0), 1.8)
+    assert rec.n_neurons > 5
+    sp = StructuralPlasticity(birth_radius=1.75, birth_quantile=0.0, birth_max=4, birth_weight=0.05, seed=0)
+    rng = np.random.default_rng(0)
+    rp = rng.random((2, t.n))
+    rm = rp.copy()
+    near = np.isin(np.arange(t.n), rec.voxels[:1])       # make the first lesioned voxel's area loud
+    c = t.lattice.coords()
+    d0 = np.sqrt(((c - c[rec.voxels[0]]) ** 2).sum(1))
+    rp[:, (d0 <= 2.5) & t.alive] += 0.5
+    rp[:, ~t.alive] = rm[:, ~t.alive] = 0
+    sp.observe_nudge(t, rp, rm, beta=0.1)
+    dead_before = ~t.alive.copy()
+    t.bias[:] = np.where(t.alive, np.random.default_rng(5).uniform(0, 0.4, t.n), 0).astype(t.bias.dtype)
+    bias_before = t.bias.copy()
+    new = sp.birth(t)
+    assert len(new) == 4 and dead_before[new].all() and t.alive[new].all()
+    assert np.all(t.role[new] != INPUT) and near.any()
+    assert np.all(sp.born[new] == 0) and np.sum(sp.born >= 0) == 4
+    # each newborn is wired to exactly its living neighbours within the radius, and takes the mean
+    # bias of its (previously) living free neighbours
+    for v in new.tolist():
+        near_v = np.sqrt(((c - c[v]) ** 2).sum(1)) <= 1.75 + 1e-9
+        old_free = near_v & ~dead_before & (t.role != INPUT)
+        assert t.bias[v] == pytest.approx(float(np.mean(bias_before[old_free].astype(np.float64))), rel=1e-6)
+        nb = set(np.flatnonzero(near_v & t.alive).tolist()) - {v}
+        row = set(t.syn.nbr[v, :t.syn.deg[v]].tolist())
+        assert row == nb
+        assert np.all(np.abs(t.syn.w[v, :t.syn.deg[v]]) <= 0.05)
+    # the loudest sites are chosen: mean neighbour nudge of the chosen >= that of any other dead site
+    nudge = sp.nudge
+
+    def site_score(v):
+        nb = np.flatnonzero((np.sqrt(((c - c[v]) ** 2).sum(1)) <= 1.75 + 1e-9) & ~dead_before
+                            & (t.role != INPUT))
+        return nudge[nb].mean() if len(nb) else 0.0
+    others = [v for v in np.flatnonzero(dead_before & ~t.alive) if t.role[v] != INPUT]
+    assert min(site_score(v) for v in new) >= max([site_score(v) for v in others] + [0])
+    check_invariants(t)
+
+
+def test_remap_slots_follows_pairs():
+    t = _tissue()
+    rng = np.random.default_rng(1)
+    vals = np.where(t.syn.nbr >= 0, rng.random(t.syn.nbr.shape), 0.0)
+    keyed = {(i, int(t.syn.nbr[i, k])): vals[i, k] for i in range(t.n) for k in range(t.syn.deg[i])}
+    old = t.syn.nbr.copy()
+    cut_synapses(t, 0.3, seed=0)
+    t.syn.add(0, t.n - 1, 0.1)                     # a new (long) synapse
+    new = remap_slots(vals, old, t.syn.nbr, fill=-1.0)
+    for i in range(t.n):
+        for k in range(t.syn.width):
+            j = int(t.syn.nbr[i, k])
+            if j < 0:
+                assert new[i, k] == -1.0
+            else:
+                assert new[i, k] == keyed.get((i, j), -1.0)
+    assert new[0, t.syn.slot(0, t.n - 1)] == -1.0
+
+
+# ------------------------------------------------------------------ EqProp after edits
+def _task(t, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, len(t.region("input"))))
+    y = rng.integers(0, 2, n)
+    return x, y
+
+
+def test_eqprop_follows_structural_edits():
+    t = _tissue()
+    x, y = _task(t)
+    eng = Langevin(dt=0.5, tol=1e-3, max_steps=200)
+    tr = EqProp(beta=0.1, lr=0.01, optimizer="adam", batch_size=8, depth_lr=1.5)
+    tr.train_step(t, eng, x[:8], y[:8])
+    m = tr._state["m"]
+    keyed = {(i, int(t.syn.nbr[i, k])): m[i, k] for i in range(t.n) for k in range(t.syn.deg[i])}
+    kill_fraction(t, 0.3, seed=0)
+    cut_synapses(t, 0.2, seed=0)
+    t.syn.add(1, 30, 0.05)
+    tr._prepare(t)                                  # noticed without invalidate(): the layout changed
+    st_ = tr._state
+    assert st_["t"] == 1                            # the optimizer is kept ...
+    for i in range(t.n):                            # ... and its moments follow their synapses
+        for k in range(t.syn.deg[i]):
+            j = int(t.syn.nbr[i, k])
+            assert st_["m"][i, k] == keyed.get((i, j), 0.0)
+    occ = t.syn.nbr >= 0
+    assert np.all(st_["slot_scale"][~occ] == 0) and np.all(st_["slot_scale"][occ] > 0)
+    assert np.all(st_["bias_scale"][~t.alive] == 0)
+    tr.train_step(t, eng, x[8:], y[8:])
+    check_invariants(t)
+    assert np.all(t.bias[~t.alive] == 0)            # dead neurons do not learn
+    # invalidate() forces a rebuild even when nothing is visible in the key
+    tr.invalidate()
+    assert tr._state["key"][1] is None
+    tr._prepare(t)
+    assert tr._state["key"][1] is not None and tr._state["t"] == 2
+
+
+def test_scheduler_clocks():
+    t = _tissue()
+    x, y = _task(t, n=40)
+    eng = Langevin(dt=0.5, tol=1e-3, max_steps=100)
+    tr = EqProp(beta=0.1, lr=0.01, optimizer="adam", batch_size=4)
+    sp = StructuralPlasticity(prune=False, grow=False, neurogenesis=False)
+    calls = []
+
+    class Brake:
+        def check(self, tissue, when=None, reason="", states=None):
+            calls.append((when, states.shape))
+
+    sch = Scheduler(tr, eng, sp, every=3, brake=Brake(), homeostasis_every=4)
+    seen = []
+    sch.fit_epoch(t, x, y, callback=lambda d, n: seen.append((d, n)))
+    assert seen == [(b, 10) for b in range(1, 11)]
+    assert sp.steps == 3                                   # batches 3, 6, 9
+    assert [c[0] for c in calls] == [4, 8] and calls[0][1] == (4, t.n)
+    assert sp.nudge is not None and np.all(sp.nudge[~t.alive] == 0)
+    with pytest.raises(ValueError, match="every"):
+        Scheduler(tr, eng, sp, every=0)
+    with pytest.raises(ValueError, match="prune_max"):
+        StructuralPlasticity(prune_max=2.0)
