@@ -5,11 +5,14 @@
 
 from .alignment import exact_gradient, slab_cosines
 from .continuous import ContinuousNudge
+from .dreaming import GenerativeTrainer, dream, dream_view, face_to_images
 from .eqprop import EqProp
 from .hebbian import store_patterns
 from .homeostasis import LipschitzBrake, contraction
+from .memory import capacity_curve, corrupt, learn_patterns, overlaps, recall
 from .readout import group_means, one_hot_targets, predict_groups
 from .structural import Scheduler, StructuralPlasticity, remap_slots
 
-__all__ = ["ContinuousNudge", "EqProp", "LipschitzBrake", "contraction", "exact_gradient", "group_means", "one_hot_targets",
+__all__ = ["ContinuousNudge", "EqProp", "GenerativeTrainer", "capacity_curve", "corrupt", "dream", "dream_view",
+           "face_to_images", "learn_patterns", "overlaps", "recall", "LipschitzBrake", "contraction", "exact_gradient", "group_means", "one_hot_targets",
            "predict_groups", "remap_slots", "Scheduler", "slab_cosines", "store_patterns", "StructuralPlasticity"]

@@ -18,7 +18,9 @@ written to ``learn.zarr`` with a learning-curve picture beside the backprop
 baselines trained on the same split (``learning.png``). The trained tissue is
 traced settling free and then nudged (``trace.zarr``) and its three-channel view
 drawn (``trace_rgb.png``: red activation, green settling speed, blue nudge);
-``settling.gif`` is a movie of the recall.
+``settling.gif`` is a movie of the recall. Then 20% of its hidden neurons are killed and it keeps
+learning (``lesion.png``, ``recovery.png``), and it dreams: the output clamped to each class, the
+input sampled by Langevin dynamics (``dreams.png``).
 """
 
 from __future__ import annotations
@@ -184,6 +186,13 @@ def run_demo(out="demo-out", size: int | None = None, progress: bool = True, ech
                 echo(line)
             echo(f"  picture: {result.learning_png}")
         result.extras.update(_observe_step(result.learn_store, out, progress, echo))
+        small = size is not None and size < 32
+        from .generative import demo_step as dream_step
+        from .recovery import demo_step as lesion_step
+
+        for name, step in (("lesion and recovery", lesion_step), ("dreaming", dream_step)):
+            figures = step(result.learn_store, out, small=small, progress=progress, echo=echo)
+            result.extras.update({f"{name}: {k}": v for k, v in figures.items()})
     if echo is not None:
         echo(f"  demo wall time {time.perf_counter() - t0:.1f} s")
     return result
