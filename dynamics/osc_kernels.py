@@ -331,7 +331,7 @@ def phase_stage(nbr, deg, cw, sw, lag, mode, om, om_b, kc, kc_b, dr, di, d_b, dr
 @njit(cache=True)
 def _max_abs2_chunk(ch, ur, ui, part):
     n, nb = ur.shape
-    cplx = ui.shape[0] == n
+    cplx = ui.shape[0] == n and ui.shape[1] == nb   # a (1, 1) dummy is complex only for n = B = 1 (then it holds 0)
     lo = ch * CHUNK
     hi = min(n, lo + CHUNK)
     for b in range(nb):

@@ -524,5 +524,6 @@ def demo_step(learn_store, out, small: bool = False, progress: bool = False, ech
     if echo is not None:
         echo(f"lesion and recovery: A0 {a0:.3f}, killed {rec.n_neurons} hidden neurons -> A1 {a1:.3f}, "
              f"after {ts[-1]:.2f} epoch(s) of learning {accs[-1]:.3f} "
-             f"({figures['recovered_share']:.0%} of the loss won back)")
+             + (f"({figures['recovered_share']:.0%} of the loss won back)" if a1 < a0
+                else "(the lesion cost nothing here)"))
     return figures

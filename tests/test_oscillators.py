@@ -484,3 +484,15 @@ def test_travelling_wave_fit_recovers_a_noisy_plane_wave():
     assert noise.strength < 0.15
     sync = pm.travelling_wave(np.full(lat.size, 0.4), lat)
     assert np.allclose(sync.k, 0, atol=1e-12) and np.isclose(sync.strength, 1) and sync.wavelength > 1e10
+
+
+def test_one_neuron_phase_state_with_many_trials_ignores_the_dummy_imaginary_part():
+    # regression: with N = 1 the (1, 1) dummy imaginary part of a phase state was taken for a
+    # complex state and read out of bounds for trials b >= 1 (spurious "diverged")
+    ur = np.array([[0.5, -2.0, 3.0, 1.0]])
+    part = np.zeros((OK.n_chunks(1), 4))
+    OK.finite_max_abs2(ur, np.full((1, 1), np.nan), part)
+    np.testing.assert_array_equal(part.max(axis=0), ur[0] ** 2)
+    drive = Drive(amplitude=np.full((40, 1), 0.5), frequency=np.linspace(0, 2, 40))
+    res = Integrator(dt=0.05).run(Kuramoto(omega=1.0, coupling=1.0, drive=drive), isolated(1), 200, n_trials=40)
+    assert np.all(np.isfinite(res.state))
