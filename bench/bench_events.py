@@ -253,7 +253,8 @@ def compare(stores, n_align: int = 8, seed: int = 0) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--store", default="/tmp/study/seed0.zarr", help="trained digits tissue (tissue.load_tissue)")
+    ap.add_argument("--store", default="learn.zarr",
+                    help="a trained digits tissue: the store of `tissue run configs/learn-digits.toml --out learn.zarr`")
     ap.add_argument("--size", type=int, default=32, help="edge of the cube of the blob and flicker streams")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=3)
@@ -268,6 +269,9 @@ def main(argv=None):
     if a.compare:
         compare(a.compare)
         return
+    if not a.compare and not (Path(a.store) / "tissue").is_dir():
+        ap.error(f"--store {a.store}: no trained tissue there; make one with "
+                 f"`tissue run configs/learn-digits.toml --out {a.store}` (about 6 minutes)")
     threads = sorted({1, numba.config.NUMBA_NUM_THREADS}, reverse=True)
     streams = [("digit",) + digit_stream(a.store, a.frames), ("blob",) + blob_stream(a.size, a.frames),
                ("flicker",) + flicker_stream(a.size, a.frames)]
@@ -292,7 +296,8 @@ def main(argv=None):
         f"### Event-driven settling on streaming inputs ({date.today()})",
         "",
         (f"Command: `NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', '')} python bench/bench_events.py "
-        f"--frames {a.frames} --repeats {a.repeats} --tol {a.tol:g} --order {a.order} --out docs/benchmarks.md`"),
+        f"--store LEARN.zarr --frames {a.frames} --repeats {a.repeats} --tol {a.tol:g} --order {a.order} "
+        f"--out docs/benchmarks.md` (LEARN.zarr: `tissue run configs/learn-digits.toml`, seed 0)"),
         "",
         f"Machine: {machine}.",
         "",
