@@ -20,7 +20,7 @@ traced settling free and then nudged (``trace.zarr``) and its three-channel view
 drawn (``trace_rgb.png``: red activation, green settling speed, blue nudge);
 ``settling.gif`` is a movie of the recall. Then 20% of its hidden neurons are killed and it keeps
 learning (``lesion.png``, ``recovery.png``), and it dreams: the output clamped to each class, the
-input sampled by Langevin dynamics (``dreams.png``).
+input sampled by Langevin dynamics (``dreams.png``, ``dreaming.gif``).
 """
 
 from __future__ import annotations

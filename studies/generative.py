@@ -483,10 +483,48 @@ def demo_step(learn_store: Path, out: Path, small: bool, progress: bool, echo) -
     png = dream_grid_png(ds, out / "dreams.png",
                          title=f"dreams ({'x'.join(map(str, tissue.lattice.shape))} tissue, output clamped to "
                                f"each class); classified {ds.attrs['classified_mean']:.0%}")
+    movie = record_dream(tissue, label=3, out=out / "dreaming.zarr", schedule=sched, every=10)
     figs = {"dream_classified": ds.attrs["classified_mean"], "dream_diversity": ds.attrs["diversity_mean"],
             "dream_tissue_test_accuracy": hist["test_accuracy"][-1], "dream_png": str(png),
-            "dream_seconds": time.perf_counter() - t0}
+            "dream_movie": str(movie), "dream_seconds": time.perf_counter() - t0}
     if echo is not None:
         echo(f"  dreams: {ds.attrs['classified_mean']:.0%} classified as the clamped class, diversity "
              f"{ds.attrs['diversity_mean']:.2f} of the real digits' ({png})")
     return figs
+
+
+def record_dream(tissue, label: int, out, schedule=((0.05, 200), (0.02, 300)), dt: float = 0.2, every: int = 10,
+                 seed: int = 0, movie: bool = True):
+    """Record one dreaming chain into a run store (a trajectory over time) and draw its movie.
+
+    The output region is clamped to class ``label`` (training targets 1 / 0), the input face is
+    free, and the tissue is sampled through the annealing ``schedule`` by :class:`dynamics.Langevin`
+    on :func:`plasticity.dreaming.dream_view`. ``out`` becomes a run store with ``activation``
+    over ``time`` (``tissue view OUT --out dreaming.gif --slice z=0`` shows it); with ``movie``
+    ``OUT`` is followed by a GIF of the input face (``<out stem>.gif`` beside it), which is returned.
+    """
+    from dynamics import Langevin
+    from plasticity.dreaming import dream_view, parse_schedule
+    from plasticity.readout import one_hot_targets
+    from tissue import Recorder, open_run
+    from tissue.view import animate
+
+    out = Path(out)
+    view = dream_view(tissue)
+    y = one_hot_targets(np.array([int(label)]), tissue, 1.0, 0.0)
+    rec = Recorder(out, every=every, variables=("activation", "energy"),
+                   attrs={"kind": "dream-trajectory", "label": int(label)})
+    state, step = None, 0
+    for temp, steps in parse_schedule(schedule):
+        res = Langevin(dt=dt, temperature=temp, seed=seed, max_steps=steps).settle(
+            view, inputs=y, init=state, steps=steps, record=rec, start_step=step)
+        state, step = res.state, res.step_end
+    if not movie:
+        return out
+    ds = open_run(out)
+    try:
+        face = int(tissue.lattice.coords(tissue.region("input"))[0, 2])
+        return animate(ds, out.with_suffix(".gif"), axis="z", index=face, max_frames=60,
+                       title=None)
+    finally:
+        ds.close()

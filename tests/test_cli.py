@@ -480,6 +480,12 @@ def test_demo_writes_stores_and_pictures(tmp_path, capsys):
         img = mpimg.imread(out / name)[..., :3]
         assert img.shape[0] > 200 and img.std() > 0.05, name
         assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20, name
+    # the movies: the recall settling, and one dreaming chain (frames read back: they change)
+    import imageio.v3 as iio
+
+    for movie in ("settling.gif", "dreaming.gif"):
+        frames = iio.imread(out / movie, index=None)
+        assert frames.shape[0] > 10 and np.abs(frames[-1].astype(float) - frames[0]).mean() > 1.0, movie
     # the trace of the trained tissue: free, then nudged, with the nudge recorded
     tds = open_run(out / "trace.zarr")
     assert tds.sizes["trial"] == 4 and float(np.abs(tds.nudge.isel(time=-1)).max()) > 0
