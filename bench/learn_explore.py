@@ -41,6 +41,13 @@ def main(argv=None):
     ap.add_argument("--max-steps", type=int, default=300)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--activation", default="hard_sigmoid", choices=("hard_sigmoid", "sigmoid", "tanh"))
+    ap.add_argument("--weight-scale", type=float, default=None, help="initial weight scale (default 1/sqrt(26))")
+    ap.add_argument("--target-on", type=float, default=1.0)
+    ap.add_argument("--target-off", type=float, default=0.0)
+    ap.add_argument("--lr-bias", type=float, default=None)
+    ap.add_argument("--weight-clip", type=float, default=None)
+    ap.add_argument("--nudged-steps", type=int, default=None)
     a = ap.parse_args(argv)
 
     from dynamics import Langevin
@@ -50,7 +57,8 @@ def main(argv=None):
 
     shape = tuple(int(v) for v in a.shape.split(","))
     task = load_digits_task(seed=a.seed)
-    t = Tissue.cube(shape, stencil=26, small_world=a.small_world, bias=a.bias, seed=a.seed)
+    t = Tissue.cube(shape, stencil=26, small_world=a.small_world, bias=a.bias, seed=a.seed,
+                    activation=a.activation, weight_scale=a.weight_scale)
     t.set_input(t.lattice.face("z-"))
     t.set_output(t.lattice.face("z+"), groups=task.n_classes, layout=a.layout)
     imap = InputMap(t.lattice, task.image_shape, "z-", a.upsample)
@@ -58,7 +66,9 @@ def main(argv=None):
     eng = Langevin(dt=a.dt, tol=a.tol, max_steps=a.max_steps)
     eq = EqProp(beta=a.beta, symmetric=not a.one_sided, lr=a.lr, depth_lr=a.depth_lr, optimizer=a.optimizer,
                 batch_size=a.batch_size, persistent=a.persistent, cost=a.cost, tau=a.tau,
-                schedule=a.schedule, jump_guard=a.jump_guard, seed=a.seed)
+                schedule=a.schedule, jump_guard=a.jump_guard, seed=a.seed,
+                target_on=a.target_on, target_off=a.target_off, lr_bias=a.lr_bias,
+                weight_clip=a.weight_clip, nudged_steps=a.nudged_steps)
     print(t, flush=True)
     for e in range(a.epochs):
         r = eq.fit_epoch(t, eng, xtr, task.y_train, epoch=e, epochs=a.epochs)
