@@ -48,7 +48,12 @@ def main(argv=None):
     ap.add_argument("--lr-bias", type=float, default=None)
     ap.add_argument("--weight-clip", type=float, default=None)
     ap.add_argument("--nudged-steps", type=int, default=None)
+    ap.add_argument("--exact", action="store_true",
+                    help="oracle: train with the exact gradient at the free fixed point (implicit "
+                         "differentiation, plasticity.alignment) instead of the EqProp estimate")
     a = ap.parse_args(argv)
+
+    import numpy as np
 
     from dynamics import Langevin
     from plasticity import EqProp
@@ -64,7 +69,27 @@ def main(argv=None):
     imap = InputMap(t.lattice, task.image_shape, "z-", a.upsample)
     xtr, xte = imap(task.images("train"), tissue=t), imap(task.images("test"), tissue=t)
     eng = Langevin(dt=a.dt, tol=a.tol, max_steps=a.max_steps)
-    eq = EqProp(beta=a.beta, symmetric=not a.one_sided, lr=a.lr, depth_lr=a.depth_lr, optimizer=a.optimizer,
+    cls = EqProp
+    if a.exact:
+        from plasticity.alignment import exact_gradient
+
+        class ExactGradient(EqProp):
+            """Recurrent backprop at the fixed point (Almeida-Pineda): the same tissue, settling and
+            optimiser as EqProp, with its update replaced by the exact -dL/dtheta. No nudged phases."""
+
+            def phases(self, tissue, engine, x, y, init=None):
+                self._y = np.asarray(y)
+                target, cost = self.cost_for(tissue, y)
+                free = engine.settle(tissue, inputs=x, init=init, target=target, cost=cost)
+                return free, free, free
+
+            def gradient(self, tissue, free, plus, minus):
+                target, cost = self.cost_for(tissue, self._y)
+                gw, gb = exact_gradient(tissue, free.state, target=target, cost=cost)
+                return -gw, -gb
+
+        cls = ExactGradient
+    eq = cls(beta=a.beta, symmetric=not a.one_sided, lr=a.lr, depth_lr=a.depth_lr, optimizer=a.optimizer,
                 batch_size=a.batch_size, persistent=a.persistent, cost=a.cost, tau=a.tau,
                 schedule=a.schedule, jump_guard=a.jump_guard, seed=a.seed,
                 target_on=a.target_on, target_off=a.target_off, lr_bias=a.lr_bias,
