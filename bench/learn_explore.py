@@ -48,6 +48,11 @@ def main(argv=None):
     ap.add_argument("--lr-bias", type=float, default=None)
     ap.add_argument("--weight-clip", type=float, default=None)
     ap.add_argument("--nudged-steps", type=int, default=None)
+    ap.add_argument("--augment", type=float, default=0.0,
+                    help="each epoch, shift every training digit by its own random sub-pixel offset of at "
+                         "most this many (8 x 8) pixels (studies.tasks.shift_images); test digits unshifted")
+    ap.add_argument("--weight-decay", type=float, default=0.0,
+                    help="decoupled weight decay (EqProp weight_decay): w *= 1 - lr_t * wd each step")
     ap.add_argument("--exact", action="store_true",
                     help="oracle: train with the exact gradient at the free fixed point (implicit "
                          "differentiation, plasticity.alignment) instead of the EqProp estimate")
@@ -57,7 +62,7 @@ def main(argv=None):
 
     from dynamics import Langevin
     from plasticity import EqProp
-    from studies.tasks import InputMap, load_digits_task
+    from studies.tasks import InputMap, load_digits_task, shift_images
     from tissue import Tissue
 
     shape = tuple(int(v) for v in a.shape.split(","))
@@ -93,10 +98,15 @@ def main(argv=None):
                 batch_size=a.batch_size, persistent=a.persistent, cost=a.cost, tau=a.tau,
                 schedule=a.schedule, jump_guard=a.jump_guard, seed=a.seed,
                 target_on=a.target_on, target_off=a.target_off, lr_bias=a.lr_bias,
-                weight_clip=a.weight_clip, nudged_steps=a.nudged_steps)
+                weight_clip=a.weight_clip, nudged_steps=a.nudged_steps,
+                weight_decay=a.weight_decay)
     print(t, flush=True)
     for e in range(a.epochs):
-        r = eq.fit_epoch(t, eng, xtr, task.y_train, epoch=e, epochs=a.epochs)
+        x_e = xtr
+        if a.augment:
+            rng = np.random.default_rng([a.seed, e, 7])
+            x_e = imap(shift_images(task.images("train"), a.augment, rng), tissue=t)
+        r = eq.fit_epoch(t, eng, x_e, task.y_train, epoch=e, epochs=a.epochs)
         ev = eq.evaluate(t, eng, xte, task.y_test)
         print(f"epoch {e:3d}  loss {r['loss']:.3f}  train {r['accuracy']:.3f}  test {ev['accuracy']:.3f}  "
               f"steps {ev['steps'].mean():.0f}  converged {ev['converged'].mean():.2f}  {r['seconds']:.0f} s",

@@ -151,6 +151,11 @@ class EqProp:
         from ``lr`` down to ``lr_final * lr``).
     weight_clip : float, optional
         Clip weights to ``[-weight_clip, weight_clip]`` after each update.
+    weight_decay : float
+        Decoupled weight decay (AdamW style): before each update every weight
+        shrinks by ``lr_t * weight_decay * w``, with ``lr_t`` the scheduled
+        learning rate of the step. Local (each synapse sees only its own weight);
+        it keeps weights small and units off the clip bounds. 0 switches it off.
     brake : LipschitzBrake, optional
         Homeostasis (:mod:`plasticity.homeostasis`): when a free phase stalls
         (a share ``brake.stall_fraction`` of its trials hits the step cap) or
@@ -178,6 +183,7 @@ class EqProp:
     lr_final: float = 0.05
     jump_guard: float | None = None
     weight_clip: float | None = None
+    weight_decay: float = 0.0
     brake: object = None
     seed: int = 0
 
@@ -186,6 +192,7 @@ class EqProp:
             ("beta", self.beta, lambda v: v > 0, "> 0"),
             ("lr", self.lr, lambda v: v >= 0, ">= 0"),
             ("depth_lr", self.depth_lr, lambda v: v > 0, "> 0"),
+            ("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0"),
         ):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and ok(val)):
                 raise ValueError(f"EqProp {key} must be a finite number {allowed}, got {val!r}")
@@ -360,6 +367,8 @@ class EqProp:
         scale = st.get("lr_scale", 1.0)
         lr_b = scale * (self.lr if self.lr_bias is None else self.lr_bias)
         w = tissue.syn.w
+        if self.weight_decay:
+            w *= w.dtype.type(1.0 - scale * self.lr * self.weight_decay)   # symmetric: w_ij and w_ji alike
         w += (scale * self.lr * g).astype(w.dtype)   # empty slots: g = 0 and slot_scale = 0
         if self.weight_clip is not None:
             np.clip(w, -self.weight_clip, self.weight_clip, out=w)

@@ -201,6 +201,8 @@ class LearningConfig:
     lr_final: float = param("float", "cosine schedule: final learning rate / lr", 0.05, lo=0, hi=1)
     weight_clip: float | None = param("float", "clip weights to [-c, c] after each update", None,
                                       lo=0, lo_open=True)
+    weight_decay: float = param("float", "decoupled weight decay: each step w *= 1 - lr_t * weight_decay "
+                                "(0: off)", 0.0, lo=0)
     blends: int = param("int", "ambiguous 50/50 blends of two test digits for the uncertainty AUROC",
                         200, lo=0)
     alignment_samples: int = param("int", "test samples of the final gradient-alignment check "

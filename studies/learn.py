@@ -86,7 +86,7 @@ def build_learning(cfg) -> LearnSetup:
     common = dict(beta=lc.beta, lr=lc.lr, lr_bias=lc.lr_bias, depth_lr=lc.depth_lr, optimizer=lc.optimizer,
                   batch_size=lc.batch_size, persistent=lc.persistent, target_on=lc.target_on,
                   target_off=lc.target_off, cost=lc.cost, tau=lc.tau, schedule=lc.schedule, lr_final=lc.lr_final,
-                  weight_clip=lc.weight_clip, brake=brake, seed=cfg.seed)
+                  weight_clip=lc.weight_clip, weight_decay=lc.weight_decay, brake=brake, seed=cfg.seed)
     if getattr(lc, "mode", "two_phase") == "continuous":
         from plasticity.continuous import ContinuousNudge
 

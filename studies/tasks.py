@@ -206,6 +206,37 @@ def pattern_task(shape_xy=(8, 8), n_classes: int = 4, n_train: int = 400, n_test
                 idx_tr, idx_te)
 
 
+def shift_images(images, max_shift: float, rng) -> np.ndarray:
+    """Each image moved by its own random sub-pixel shift (training-set augmentation).
+
+    Shifts along rows and columns are drawn uniformly from ``[-max_shift, max_shift]``
+    pixels by ``rng`` (a ``numpy.random.Generator``); the image is resampled
+    bilinearly (``scipy.ndimage.shift``, ``order=1``) with zeros moving in at the
+    edges, and the result is clipped to ``[0, 1]``. ``max_shift = 0`` returns a copy.
+
+    Parameters
+    ----------
+    images : array (n, h, w)
+    max_shift : float >= 0
+        In pixels of the image (not of the upsampled face).
+    rng : numpy.random.Generator
+    """
+    from scipy.ndimage import shift as nd_shift
+
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim != 3:
+        raise ValueError(f"images must have shape (n, h, w), got {x.shape}")
+    if not (np.isfinite(max_shift) and max_shift >= 0):
+        raise ValueError(f"max_shift must be a finite number >= 0, got {max_shift!r}")
+    if max_shift == 0:
+        return x.copy()
+    d = rng.uniform(-max_shift, max_shift, size=(len(x), 2))
+    out = np.empty_like(x)
+    for k in range(len(x)):
+        out[k] = nd_shift(x[k], d[k], order=1, mode="constant", cval=0.0)
+    return np.clip(out, 0.0, 1.0)
+
+
 # ------------------------------------------------------------------ input map
 @dataclass(frozen=True)
 class InputMap:

@@ -244,6 +244,26 @@ def test_depth_learning_rates_scale_the_adam_step_exactly():
     np.testing.assert_allclose(step[moved], expect[moved], rtol=1e-5)
 
 
+def test_weight_decay_is_sgd_on_the_l2_penalised_loss():
+    # with plain SGD, decoupled decay is gradient descent on L + wd/2 |w|^2: the step is
+    # lr * (-dL/dw - wd * w), with -dL/dw the EqProp estimate of the same batch; weights stay symmetric
+    t = column((4, 4, 6), seed=2)
+    rng = np.random.default_rng(1)
+    x = rng.random((4, 16))
+    labels = rng.integers(0, 4, 4)
+    w0 = t.syn.w.copy()
+    lr, wd = 0.05, 0.8
+    ep = EqProp(beta=0.05, lr=lr, optimizer="sgd", weight_decay=wd)
+    g, _ = ep.gradient(t, *ep.phases(t, TIGHT, x, labels))
+    ep.train_step(t, TIGHT, x, labels)
+    l2_grad = wd * w0                      # d/dw of wd/2 |w|^2
+    np.testing.assert_allclose(t.syn.w - w0, lr * (g - l2_grad), atol=1e-12)
+    i, k = np.nonzero(t.syn.nbr >= 0)
+    np.testing.assert_array_equal(t.syn.w[i, k], t.syn.w[t.syn.nbr[i, k], t.syn.rev[i, k]])
+    with pytest.raises(ValueError, match="weight_decay"):
+        EqProp(weight_decay=-0.1)
+
+
 def test_jump_guard_leaves_out_examples_that_changed_attractor():
     from types import SimpleNamespace as NS
 

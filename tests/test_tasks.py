@@ -7,7 +7,7 @@ import pytest
 
 from studies.baselines import (ablate_mlp_hidden, logistic_baseline, mlp_baseline, mlp_hidden_width,
                                mlp_n_weights, mlp_retrain_curve)
-from studies.tasks import (InputMap, Task, auroc, blend_pairs, group_means, load_digits_task,
+from studies.tasks import (InputMap, Task, auroc, blend_pairs, group_means, load_digits_task, shift_images,
                            one_hot_targets, pattern_task, place_on_face, predict_groups)
 from tissue import Lattice, Tissue
 
@@ -322,3 +322,32 @@ def test_logistic_baseline_on_digits(digits):
     assert r.test_accuracy >= 0.95
     assert r.n_weights == 640 and r.n_biases == 10 and r.converged
     assert r.train_accuracy >= r.test_accuracy
+
+
+def test_shift_images_moves_whole_pixels_exactly_and_keeps_interior_mass():
+    # a whole-pixel shift is a translation with zeros moving in (checked against np.roll);
+    # a sub-pixel bilinear shift of an image that stays inside the frame keeps its total mass
+    rng = np.random.default_rng(3)
+    img = np.zeros((1, 8, 8))
+    img[0, 2:6, 3:5] = rng.uniform(0.2, 1.0, size=(4, 2))
+
+    class Fixed:
+        def __init__(self, d):
+            self.d = np.asarray(d, dtype=float)
+
+        def uniform(self, lo, hi, size):
+            assert lo == -hi
+            return np.broadcast_to(self.d, size).copy()
+
+    moved = shift_images(img, 1.0, Fixed([1.0, -1.0]))
+    np.testing.assert_allclose(moved[0], np.roll(img[0], (1, -1), axis=(0, 1)), atol=1e-12)
+    half = shift_images(img, 0.5, Fixed([0.5, 0.25]))
+    assert half.sum() == pytest.approx(img.sum(), rel=1e-12)
+    assert np.abs(half - img).max() > 0.05
+    np.testing.assert_array_equal(shift_images(img, 0.0, rng), img)
+    d = np.random.default_rng(0)
+    shifts = shift_images(np.repeat(img, 50, axis=0), 0.75, d)
+    assert shifts.min() >= 0 and shifts.max() <= 1
+    assert np.ptp(shifts.reshape(len(shifts), -1), axis=0).max() > 0.05  # each digit got its own shift
+    with pytest.raises(ValueError, match="max_shift"):
+        shift_images(img, -1.0, rng)
