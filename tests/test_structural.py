@@ -294,6 +294,9 @@ def test_scheduler_clocks():
     calls = []
 
     class Brake:
+        def stalled(self, converged):
+            return True
+
         def check(self, tissue, when=None, reason="", states=None):
             calls.append((when, states.shape))
 
@@ -308,3 +311,27 @@ def test_scheduler_clocks():
         Scheduler(tr, eng, sp, every=0)
     with pytest.raises(ValueError, match="prune_max"):
         StructuralPlasticity(prune_max=2.0)
+
+
+def test_scheduled_homeostasis_leaves_a_settling_tissue_alone():
+    # the scheduled brake acts on evidence (free phases that stall), not on the contraction alone:
+    # a tissue whose every settle converges keeps its weights even with a brake that would rescale
+    # at any contraction above 0.01
+    from plasticity.homeostasis import LipschitzBrake, contraction
+
+    t = _tissue()
+    x, y = _task(t, n=24)
+    eng = Langevin(dt=0.5, tol=1e-3, max_steps=2000)
+    tr = EqProp(beta=0.1, lr=0.0, optimizer="sgd", batch_size=4)   # lr 0: only the brake could move w
+    brake = LipschitzBrake(target=0.005, trigger=0.01)
+    free = eng.settle(t, inputs=x)
+    assert free.converged.all() and contraction(t, free.rates[:4]) > brake.trigger
+    w0 = t.syn.w.copy()
+    sch = Scheduler(tr, eng, None, brake=brake, homeostasis_every=2)
+    sch.fit_epoch(t, x, y)
+    assert sch.batches == 6 and brake.actions == [] and np.array_equal(t.syn.w, w0)
+    # ... and when the free phases stall (a step cap of 1), the same brake does rescale
+    stalled = Scheduler(tr, Langevin(dt=0.5, tol=1e-3, max_steps=1), None, brake=brake, homeostasis_every=2)
+    stalled.fit_epoch(t, x, y)
+    assert any(a["reason"] == "scheduled" for a in brake.actions)
+    assert np.abs(t.syn.w).max() < np.abs(w0).max()
