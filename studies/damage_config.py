@@ -83,6 +83,10 @@ class RecoveryConfig:
     arms: tuple = param("strs", "learn: EqProp only; neurogenesis: EqProp and births; structural: EqProp, "
                         "pruning, growth and births", ("learn", "neurogenesis"), choices=ARMS)
     lr: float | None = param("float", "recovery learning rate (default [learning] lr)", None, lo=0)
+    optimizer: str | None = param("choice", "recovery optimizer (default [learning] optimizer); a fresh "
+                                  "Adam moves every weight by about lr per step even on a converged "
+                                  "tissue, plain SGD in proportion to the EqProp gradient", None,
+                                  choices=("sgd", "adam"))
     schedule: str = param("choice", "recovery learning-rate schedule over its epochs (cosine: down to "
                           "[learning] lr_final x lr)", "constant", choices=("constant", "cosine"))
     mlp: bool = param("bool", "the backprop MLP side: same lesion fraction of its hidden units, retrained "

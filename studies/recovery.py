@@ -160,9 +160,11 @@ def _recovery_trainer(cfg, setup, seed: int) -> EqProp:
     lc = cfg.learning
     lr = lc.lr if cfg.recovery.lr is None else cfg.recovery.lr
     return EqProp(beta=lc.beta, symmetric=lc.symmetric, lr=lr, lr_bias=lc.lr_bias, depth_lr=lc.depth_lr,
-                  optimizer=lc.optimizer, batch_size=lc.batch_size, persistent=lc.persistent,
+                  optimizer=cfg.recovery.optimizer or lc.optimizer, batch_size=lc.batch_size,
+                  persistent=lc.persistent,
                   nudged_steps=lc.nudged_steps, target_on=lc.target_on, target_off=lc.target_off, cost=lc.cost,
-                  tau=lc.tau, schedule=cfg.recovery.schedule, lr_final=lc.lr_final, weight_clip=lc.weight_clip, weight_decay=lc.weight_decay,
+                  tau=lc.tau, schedule=cfg.recovery.schedule, lr_final=lc.lr_final, weight_clip=lc.weight_clip,
+                  weight_decay=lc.weight_decay,
                   brake=setup.brake, seed=seed)
 
 

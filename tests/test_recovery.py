@@ -6,6 +6,8 @@ import copy
 import json
 from pathlib import Path
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import zarr
@@ -61,6 +63,11 @@ def test_shipped_configs_load():
 def test_defaults_fill_missing_sections():
     cfg = load_config(_cfg(lesion=None, structural=None, recovery={"epochs": 3}))
     assert cfg.lesion.kind == "random" and cfg.structural.every == 10 and cfg.recovery.epochs == 3
+    from studies.recovery import _recovery_trainer
+
+    assert _recovery_trainer(cfg, SimpleNamespace(brake=None), 0).optimizer == cfg.learning.optimizer
+    sgd = load_config(_cfg(recovery={"optimizer": "sgd", "lr": 0.01}))
+    assert _recovery_trainer(sgd, SimpleNamespace(brake=None), 0).optimizer == "sgd"
     # canonical form round-trips
     assert load_config(cfg.to_dict()) == cfg
 
@@ -80,6 +87,7 @@ def test_defaults_fill_missing_sections():
     ({"recovery": {"epoch": 2}}, "unknown key 'epoch'", "did you mean 'epochs'"),
     ({"recovery": {"trained": "/x/{run}.zarr"}}, "[recovery] trained", "{seed}"),
     ({"recovery": {"prune_target": 1.0}}, "[recovery] prune_target", "in [0, 0.95]"),
+    ({"recovery": {"optimizer": "rmsprop"}}, "[recovery] optimizer", '"sgd", "adam"'),
     ({"learning": None}, "[learning]", "is required with [task]"),
 ])
 def test_config_errors_name_the_key(sections, key, allowed):
