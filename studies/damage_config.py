@@ -89,6 +89,8 @@ class RecoveryConfig:
                                   choices=("sgd", "adam"))
     schedule: str = param("choice", "recovery learning-rate schedule over its epochs (cosine: down to "
                           "[learning] lr_final x lr)", "constant", choices=("constant", "cosine"))
+    control: bool = param("bool", "a control arm: the unlesioned trained tissue learns on exactly as the "
+                          "learn arm does (how much the continued learning itself moves the accuracy)", False)
     mlp: bool = param("bool", "the backprop MLP side: same lesion fraction of its hidden units, retrained "
                       "epoch by epoch", True)
     prune_target: float = param("float", "pruning experiment on the trained tissue: share of the synapses "

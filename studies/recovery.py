@@ -24,7 +24,12 @@ or ``[recovery]`` (``configs/lesion-recovery.toml``).
    ``neurogenesis``: births; ``structural``: pruning, growth and births, with the
    rates of ``[structural]``); ``A(t)`` is measured ``evals_per_epoch`` times per
    epoch. The MLP loses the same share of its hidden units (for neuron lesions)
-   and is retrained epoch by epoch (``partial_fit``).
+   and is retrained epoch by epoch (``partial_fit``). With ``[recovery] control``
+   an arm ``control`` runs the ``learn`` arm's learning on the *unlesioned*
+   trained tissue: continued learning moves the accuracy by itself (a fresh Adam
+   steps every weight by about ``lr``), and each arm's share won back is also
+   given against the control's accuracy at the same time
+   (``<arm>_recovered_vs_control_epoch<e>``).
 5. **Pruning** (``[recovery] prune_target > 0``): a copy of the *trained* tissue
    learns for ``prune_epochs`` epochs while silent synapses are pruned (at most
    ``prune_target`` of them in all).
@@ -34,7 +39,7 @@ or ``[recovery]`` (``configs/lesion-recovery.toml``).
 Results Dataset (``tissue.open_run(store)``)::
 
     accuracy            (arm, epoch)       held-out accuracy during recovery (epoch 0: A1);
-                                           arms: learn | neurogenesis | structural | mlp
+                                           arms: learn | neurogenesis | structural | control | mlp
     synapses, neurons   (arm, epoch)       living synapses and neurons (tissue arms)
     curve_accuracy      (model, damage)    accuracy against the share of hidden neurons killed
     accuracy_before     (model)            A0 (model: tissue, mlp)
@@ -296,7 +301,8 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
 
     # 4. recovery
     grid = _epoch_grid(rc.epochs, rc.evals_per_epoch)
-    arms = list(rc.arms) + (["mlp"] if mlp is not None else [])
+    tissue_arms = list(rc.arms) + (["control"] if rc.control else [])
+    arms = tissue_arms + (["mlp"] if mlp is not None else [])
     acc = np.full((len(arms), len(grid)), np.nan)
     n_syn = np.full((len(arms), len(grid)), np.nan)
     n_neu = np.full((len(arms), len(grid)), np.nan)
@@ -304,9 +310,9 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     alive_after = np.zeros((len(arms),) + shape, np.uint8)
     born = np.full((len(arms),) + shape, -1, np.int64)
     recovered = {}
-    for a, arm in enumerate(rc.arms):
-        t = lesioned.copy()
-        sp = _structural(cfg, arm, derived_seed(cfg.seed, _STRUCT, a))
+    for a, arm in enumerate(tissue_arms):
+        t = trained.copy() if arm == "control" else lesioned.copy()
+        sp = None if arm == "control" else _structural(cfg, arm, derived_seed(cfg.seed, _STRUCT, a))
         trainer = _recovery_trainer(cfg, setup, derived_seed(cfg.seed, _RECOVER))
         sched = Scheduler(trainer, setup.engine, sp, every=cfg.structural.every, brake=setup.brake,
                           homeostasis_every=cfg.structural.homeostasis_every)
@@ -315,8 +321,9 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         alive_after[a] = trained.lattice.grid(t.alive)
         if sp is not None and sp.born is not None:
             born[a] = trained.lattice.grid(sp.born)
-        stages[f"recovered_{arm}"] = damage_metrics(t)
-        recovered[arm] = t
+        if arm != "control":
+            stages[f"recovered_{arm}"] = damage_metrics(t)
+            recovered[arm] = t
     if mlp is not None:
         a = len(arms) - 1
         f_mlp = figures["lesion_hidden_share"] if les.kind in ("random", "ball", "slab") else float("nan")
@@ -335,6 +342,11 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
             figures[f"{arm}_accuracy_epoch{e}"] = float(v)
             figures[f"{arm}_recovered_epoch{e}"] = recovered_share(base0, acc[a, 0], v)
         figures[f"{arm}_epochs_to_A0_minus_1pt"] = epochs_to_reach(grid, acc[a], base0 - 0.01)
+        if rc.control and arm not in ("control", "mlp"):
+            ctrl = acc[arms.index("control")]
+            for e in range(1, rc.epochs + 1):
+                k = int(np.searchsorted(grid, e))
+                figures[f"{arm}_recovered_vs_control_epoch{e}"] = recovered_share(ctrl[k], acc[a, 0], acc[a, k])
 
     data["accuracy"] = (("arm", "epoch"), acc, {"long_name": "held-out accuracy during recovery "
                                                 "(epoch 0: right after the lesion)", "units": "1"})
@@ -411,7 +423,8 @@ def plot_recovery(ds, path, title: str = "") -> Path:
     for arm in ds.arm.values:
         y = ds.accuracy.sel(arm=arm).values
         ok = np.isfinite(y)
-        ax.plot(ds.epoch.values[ok], y[ok], "o-", ms=3, label=f"{arm}")
+        ax.plot(ds.epoch.values[ok], y[ok], "o-", ms=3,
+                label="control (no lesion)" if arm == "control" else f"{arm}")
     a0 = ds.accuracy_before.values
     ax.axhline(float(a0[0]), ls="--", color="k", lw=1, label=f"tissue before the lesion {a0[0]:.3f}")
     if np.isfinite(a0[1]):

@@ -30,7 +30,7 @@ TINY = {
     "lesion": {"kind": "random", "fraction": 0.4, "curve_max": 0.5, "curve_points": 2},
     "structural": {"every": 4, "prune_weight": 0.2, "prune_dw": 1e-2, "prune_max": 0.3},
     "recovery": {"epochs": 1, "evals_per_epoch": 2, "arms": ["learn", "neurogenesis"], "lr": 0.001,
-                 "prune_target": 0.3, "prune_epochs": 1},
+                 "prune_target": 0.3, "prune_epochs": 1, "control": True},
 }
 
 
@@ -120,7 +120,7 @@ def test_recovery_run_store(tiny_run):
     assert s.status == "complete"
     ds = open_run(out)
     cfg = load_config(_cfg())
-    assert list(ds.arm.values) == ["learn", "neurogenesis", "mlp"]
+    assert list(ds.arm.values) == ["learn", "neurogenesis", "control", "mlp"]
     assert np.allclose(ds.epoch.values, [0, 0.5, 1])
     assert list(ds.stage.values) == ["trained", "lesioned", "recovered_learn", "recovered_neurogenesis", "pruned"]
     # the stored tissues are what the numbers describe: re-evaluate them independently of the run
@@ -133,6 +133,20 @@ def test_recovery_run_store(tiny_run):
     assert acc(lesioned) == pytest.approx(float(ds.accuracy.sel(arm="learn", epoch=0)))
     assert float(ds.accuracy.sel(arm="learn", epoch=0)) == float(ds.accuracy.sel(arm="neurogenesis", epoch=0))
     assert float(ds.curve_accuracy.sel(model="tissue", damage=0)) == pytest.approx(acc(trained))
+    # the control arm learns on the unlesioned tissue: it starts at A0, keeps every neuron, and the
+    # shares won back against it are (A - A1) / (A_control - A1) at the same time
+    assert float(ds.accuracy.sel(arm="control", epoch=0)) == pytest.approx(acc(trained))
+    assert np.array_equal(ds.alive_after.sel(arm="control").values.reshape(-1),
+                          trained.alive.reshape(-1).astype(ds.alive_after.dtype))
+    assert int(ds.neurons.sel(arm="control").values[-1]) == int(trained.alive.sum())
+    a1, ctrl = float(ds.accuracy.sel(arm="learn", epoch=0)), float(ds.accuracy.sel(arm="control", epoch=1))
+    fig = json.loads(json.dumps(dict(zarr.open_group(out, mode="r").attrs)))
+    if ctrl > a1:
+        assert fig["learn_recovered_vs_control_epoch1"] == pytest.approx(
+            (float(ds.accuracy.sel(arm="learn", epoch=1)) - a1) / (ctrl - a1))
+    else:
+        v = fig["learn_recovered_vs_control_epoch1"]
+        assert v is None or np.isnan(v)       # nothing lost against the control: no share
     # the lesion record: 40% of the 64 hidden neurons (z = 1), exactly the dead voxels of the lesioned tissue
     killed = ds.lesioned_by.values.reshape(-1) >= 0
     assert int((trained.role == 0).sum()) == 64
