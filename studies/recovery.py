@@ -340,8 +340,10 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         on_epochs = [acc[a, int(np.searchsorted(grid, e))] for e in range(1, rc.epochs + 1)]
         for e, v in enumerate(on_epochs, 1):
             figures[f"{arm}_accuracy_epoch{e}"] = float(v)
-            figures[f"{arm}_recovered_epoch{e}"] = recovered_share(base0, acc[a, 0], v)
-        figures[f"{arm}_epochs_to_A0_minus_1pt"] = epochs_to_reach(grid, acc[a], base0 - 0.01)
+            if arm != "control":     # the control lost nothing: no share, and it starts at A0
+                figures[f"{arm}_recovered_epoch{e}"] = recovered_share(base0, acc[a, 0], v)
+        if arm != "control":
+            figures[f"{arm}_epochs_to_A0_minus_1pt"] = epochs_to_reach(grid, acc[a], base0 - 0.01)
         if rc.control and arm not in ("control", "mlp"):
             ctrl = acc[arms.index("control")]
             for e in range(1, rc.epochs + 1):
