@@ -369,7 +369,8 @@ class Scheduler:
         rescaled when it is above the trigger. A tissue that still settles is left
         alone: a trained hard-sigmoid tissue is multistable, its contraction at
         its own fixed points is often above 1, and rescaling it then only
-        destroys what it learnt (measured: -35 to -55 points on the digits).
+        destroys what it learnt (measured: a digits tissue pruned at lr 2e-4 fell
+        from 0.924 to 0.371 under the old, unconditional tick).
     homeostasis_every : int
     """
 
