@@ -860,9 +860,11 @@ def _is_number(v) -> bool:
 def table(ds, metric: str | None = None) -> list[str]:
     """Lines of text: the final ``metric`` (its last value along the jobs' own dims),
     mean and standard deviation over ``seed`` (when a dim) per other grid coordinate.
-    By default the first of ``test_accuracy`` (learning runs) and ``A1`` (damage runs)."""
+    By default ``test_accuracy`` (learning runs); for damage runs the share of the lost
+    accuracy won back by the first recovery arm after its last epoch
+    (``<arm>_recovered_epoch<E>``), or ``A1`` when no arm recovered."""
     if metric is None:
-        metric = next((m for m in ("test_accuracy", "A1") if m in ds), "test_accuracy")
+        metric = "test_accuracy" if "test_accuracy" in ds else _recovery_headline(ds)
     if metric not in ds:
         return []
     grid = json.loads(ds.attrs.get("grid_dims", "[]")) if isinstance(ds.attrs.get("grid_dims"), str) \
@@ -882,6 +884,18 @@ def table(ds, metric: str | None = None) -> list[str]:
         cells = [_cell(ds[d].values[i]).rjust(w) for d, i, w in zip(rows, combo, width)]
         lines.append("  ".join(cells) + "  " + _mean_sd(np.asarray(sel.values).ravel()))
     return lines
+
+
+def _recovery_headline(ds) -> str:
+    import re
+
+    found = [(m.group(1), int(m.group(2))) for v in ds.data_vars
+             if (m := re.fullmatch(r"(learn|neurogenesis|structural)_recovered_epoch(\d+)", str(v)))]
+    if not found:
+        return "A1"
+    order = ("learn", "neurogenesis", "structural")
+    arm = min((a for a, _ in found), key=order.index)
+    return f"{arm}_recovered_epoch{max(e for a, e in found if a == arm)}"
 
 
 def _cell(v) -> str:

@@ -256,3 +256,13 @@ def test_job_store_combines_in_a_sweep(tiny_run, tmp_path):
     assert comb.accuracy.dims == ("lesion_fraction", "arm", "epoch")
     assert np.array_equal(comb.accuracy.sel(lesion_fraction=0.4).values, one.accuracy.values, equal_nan=True)
     assert float(comb.A1.sel(lesion_fraction=0.4)) == float(one.accuracy.sel(arm="learn", epoch=0))
+    # the sweep's summary line for damage runs: the first arm's share won back after its last epoch,
+    # recomputed here from the stored accuracies
+    from studies.sweep import table
+
+    a0 = float(one.accuracy_before.sel(model="tissue"))
+    a1 = float(one.accuracy.sel(arm="learn", epoch=0))
+    won = (float(one.accuracy.sel(arm="learn", epoch=1)) - a1) / (a0 - a1)
+    line = table(comb)[-1]
+    assert "learn_recovered_epoch1" in table(comb)[0]
+    assert line.split()[-1] == f"{won:.3f}"
