@@ -7,7 +7,12 @@ learning measured:
   and small running update (an exponential moving average of ``|dw|`` per
   synapse, taken over the learning steps, ``<= prune_dw``); at most
   ``prune_max`` (a share of the synapses) per structural step, the smallest
-  ``|w|`` first;
+  ``|w|`` first. With ``prune_by="activity"`` the weight is replaced by the
+  *effective* weight ``|w_ij| r_i r_j``, where ``r_i`` is the running RMS of
+  neuron i's free-phase rate (fed by :meth:`StructuralPlasticity.observe_rates`
+  every batch): a synapse between two neurons that never fire moves no fixed
+  point, whatever its weight, and a small weight between two busy neurons may
+  matter;
 - **synaptogenesis** adds synapses between unconnected living neurons within
   ``grow_radius`` voxels of each other where learning is "loud": the running
   nudge magnitude ``a_i`` (a moving average of ``mean_b |rho_i(+beta) -
@@ -47,7 +52,9 @@ import numpy as np
 
 from tissue import INPUT
 
-__all__ = ["Scheduler", "StructuralPlasticity", "remap_slots"]
+__all__ = ["PRUNE_BY", "Scheduler", "StructuralPlasticity", "remap_slots"]
+
+PRUNE_BY = ("weight", "activity")
 
 
 # ------------------------------------------------------------------ helpers
@@ -111,6 +118,12 @@ class StructuralPlasticity:
         ``<= prune_dw``.
     prune_max : float
         At most this share of the current synapses is pruned per step.
+    prune_by : {"weight", "activity"}
+        Rank (and gate) silent synapses by ``|w|``, or by the effective weight
+        ``|w_ij| r_i r_j`` with ``r`` the running RMS free-phase rates (until rates
+        have been observed, ``r = 1``).
+    rate_decay : float in [0, 1)
+        Decay per batch of the running mean squared rate.
     grow_radius : float
         New synapses join neurons at most this far apart (voxel units).
     grow_quantile : float in [0, 1]
@@ -150,6 +163,8 @@ class StructuralPlasticity:
     prune_weight: float = 0.02
     prune_dw: float = 1e-4
     prune_max: float = 0.05
+    prune_by: str = "weight"
+    rate_decay: float = 0.9
     grow: bool = True
     grow_radius: float = 2.0
     grow_quantile: float = 0.9
@@ -170,7 +185,7 @@ class StructuralPlasticity:
         for key, lo, hi in (("prune_weight", 0, None), ("prune_dw", 0, None), ("prune_max", 0, 1),
                             ("grow_radius", 1, None), ("grow_quantile", 0, 1), ("grow_weight", 0, None),
                             ("birth_radius", 1, None), ("birth_quantile", 0, 1), ("birth_weight", 0, None),
-                            ("dw_decay", 0, 1), ("nudge_decay", 0, 1)):
+                            ("dw_decay", 0, 1), ("nudge_decay", 0, 1), ("rate_decay", 0, 1)):
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= lo and (hi is None or v <= hi)):
                 rng = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
@@ -179,7 +194,10 @@ class StructuralPlasticity:
             v = getattr(self, key)
             if not (isinstance(v, (int, np.integer)) and v >= 0):
                 raise ValueError(f"StructuralPlasticity {key} must be an integer >= 0, got {v!r}")
+        if self.prune_by not in PRUNE_BY:
+            raise ValueError(f"StructuralPlasticity prune_by must be one of {PRUNE_BY}, got {self.prune_by!r}")
         self._rng = np.random.default_rng(self.seed)
+        self.rate2 = None       # (N,) running mean squared free-phase rate
         self.dw = None          # (N, K) running |dw|, in the table's current layout
         self._nbr = None        # the layout self.dw belongs to
         self.nudge = None       # (N,) running nudge magnitude
@@ -205,6 +223,23 @@ class StructuralPlasticity:
         dw = np.abs(tissue.syn.w.astype(np.float64) - w_before)
         fresh = ~np.isfinite(self.dw)
         self.dw = np.where(fresh, dw, self.dw_decay * self.dw + (1 - self.dw_decay) * dw)
+
+    def observe_rates(self, tissue, rates) -> None:
+        """Fold a batch of free-phase rates ``(B, N)`` into the running mean squared rate."""
+        r2 = (np.asarray(rates, dtype=np.float64) ** 2).mean(axis=0)
+        if self.rate2 is None or self.rate2.shape != r2.shape:
+            self.rate2 = r2
+        else:
+            self.rate2 = self.rate_decay * self.rate2 + (1 - self.rate_decay) * r2
+
+    def effective_weights(self, tissue, i, k, j) -> np.ndarray:
+        """The pruning saliency of synapses ``(i, slot k) -> j``: ``|w|``, or for
+        ``prune_by="activity"`` ``|w| r_i r_j`` (running RMS rates)."""
+        aw = np.abs(tissue.syn.w[i, k]).astype(np.float64)
+        if self.prune_by == "activity" and self.rate2 is not None:
+            r = np.sqrt(self.rate2)
+            aw = aw * r[i] * r[j]
+        return aw
 
     def observe_nudge(self, tissue, plus_rates, minus_rates, beta: float, symmetric: bool = True) -> None:
         """Fold a probe's nudge ``mean_b |rho(+beta) - rho(-beta)|`` ``(B, N)`` rates into the running nudge."""
@@ -239,7 +274,7 @@ class StructuralPlasticity:
         j = syn.nbr[i, k].astype(np.int64)
         half = i < j
         i, k, j = i[half], k[half], j[half]
-        aw = np.abs(syn.w[i, k]).astype(np.float64)
+        aw = self.effective_weights(tissue, i, k, j)
         dw = np.maximum(self.dw[i, k], self.dw[j, syn.rev[i, k]])
         silent = np.flatnonzero((aw <= self.prune_weight) & (dw <= self.prune_dw))
         cap = int(np.floor(self.prune_max * len(i))) if max_count is None else int(max_count)
@@ -416,6 +451,7 @@ class Scheduler:
             self.batches += 1
             if self.structural is not None:
                 self.structural.observe_update(tissue, w_before)
+                self.structural.observe_rates(tissue, rep.free_rates)
                 if self.batches % self.every == 0:
                     ev = self.structural.step(tissue, tr, self.engine, x[idx], y[idx], when=self.batches)
                     if any(ev.values()):

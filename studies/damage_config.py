@@ -56,6 +56,10 @@ class StructuralConfig:
     prune_dw: float = param("float", "... and a running |dw| per batch at most this", 2e-4, lo=0)
     prune_max: float = param("float", "share of the synapses pruned per structural step at most", 0.05,
                              lo=0, hi=1)
+    prune_by: str = param("choice", "rank silent synapses by |w| (weight) or by |w| r_i r_j with r the "
+                          "neurons' running RMS rates (activity); prune_weight then bounds that effective weight",
+                          "weight", choices=("weight", "activity"))
+    rate_decay: float = param("float", "decay of the running mean squared rate per batch", 0.9, lo=0, hi=1)
     grow_radius: float = param("float", "new synapses join neurons at most this far apart (voxels)", 2.0,
                                lo=1, hi=8)
     grow_quantile: float = param("float", "loud neurons: running nudge at least this quantile", 0.9, lo=0, hi=1)
@@ -89,6 +93,10 @@ class RecoveryConfig:
                                   choices=("sgd", "adam"))
     schedule: str = param("choice", "recovery learning-rate schedule over its epochs (cosine: down to "
                           "[learning] lr_final x lr)", "constant", choices=("constant", "cosine"))
+    warm_optimizer: bool = param("bool", "recovery and pruning continue the optimizer state the trained "
+                                 "tissue ended its learning with (its per-synapse Adam moments, moved to "
+                                 "the edited table) instead of starting a fresh Adam, whose first steps "
+                                 "move every weight by about lr", False)
     control: bool = param("bool", "a control arm: the unlesioned trained tissue learns on exactly as the "
                           "learn arm does (how much the continued learning itself moves the accuracy)", False)
     mlp: bool = param("bool", "the backprop MLP side: same lesion fraction of its hidden units, retrained "
@@ -137,4 +145,9 @@ def check(cfg, raw):
             raise _Key("recovery", "trained").bad(rc.trained, "may hold no placeholder but {seed}") from None
     if not math.isfinite(cfg.structural.prune_weight):
         raise _Key("structural", "prune_weight").bad(cfg.structural.prune_weight, "must be finite")
+    if rc.warm_optimizer and ((rc.optimizer or cfg.learning.optimizer) != cfg.learning.optimizer
+                              or cfg.learning.optimizer != "adam"):
+        raise _Key("recovery", "warm_optimizer").bad(
+            rc.warm_optimizer, f"needs the recovery optimizer to be the learning's, and that \"adam\" "
+            f"(they are {rc.optimizer or cfg.learning.optimizer!r} and {cfg.learning.optimizer!r})")
     return cfg

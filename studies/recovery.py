@@ -157,6 +157,39 @@ def load_trained(cfg, setup) -> str:
     return str(path)
 
 
+def trained_optimizer_state(path, tissue) -> dict:
+    """The optimizer arrays (``opt_*``) a learning-run store ended with, for ``tissue`` (its
+    trained tissue); the store's last checkpoint must hold the same synapse table."""
+    from .run import RunRefused
+
+    root = zarr.open_group(path, mode="r")
+    slot = root.attrs.get("ckpt_slot")
+    if slot is None or f"ckpt_{slot}" not in root:
+        raise RunRefused(f"[recovery] warm_optimizer: {path} keeps no optimizer state")
+    ck = load_tissue(path, group=f"ckpt_{slot}")
+    if not np.array_equal(ck.syn.nbr, tissue.syn.nbr):
+        raise RunRefused(f"[recovery] warm_optimizer: the last checkpoint of {path} holds another synapse table")
+    g = root[f"ckpt_{slot}"]
+    return {k: g[k][...] for k in g.array_keys() if k.startswith("opt_") and "particle" not in k}
+
+
+def warm_start(trainer, tissue, state: dict, nbr0: np.ndarray, alive0: np.ndarray) -> None:
+    """Give ``trainer`` the optimizer ``state`` of the table ``nbr0`` (living neurons ``alive0``),
+    moved to ``tissue``'s table: each synapse keeps its moments, synapses that are gone lose
+    theirs, per-neuron moments of neurons that died are reset."""
+    from plasticity.structural import remap_slots
+
+    arrays = {"opt_t": state["opt_t"]}
+    for k in ("m", "v"):
+        if f"opt_{k}" in state:
+            arrays[f"opt_{k}"] = remap_slots(np.asarray(state[f"opt_{k}"]), nbr0, tissue.syn.nbr)
+    same = np.asarray(alive0) == tissue.alive
+    for k in ("mb", "vb"):
+        if f"opt_{k}" in state:
+            arrays[f"opt_{k}"] = np.where(same, np.asarray(state[f"opt_{k}"]), 0.0)
+    trainer.import_state(tissue, arrays)
+
+
 def _accuracy(setup, tissue) -> float:
     return float(setup.trainer.evaluate(tissue, setup.engine, setup.xte, setup.task.y_test)["accuracy"])
 
@@ -180,6 +213,7 @@ def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
     full = arm == "structural"
     return StructuralPlasticity(
         prune=full, prune_weight=s.prune_weight, prune_dw=s.prune_dw, prune_max=s.prune_max,
+        prune_by=s.prune_by, rate_decay=s.rate_decay,
         grow=full, grow_radius=s.grow_radius, grow_quantile=s.grow_quantile, grow_max=s.grow_max,
         grow_weight=s.grow_weight, neurogenesis=True, birth_radius=s.birth_radius,
         birth_quantile=s.birth_quantile, birth_max=s.birth_max, birth_weight=s.birth_weight,
@@ -261,6 +295,11 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
                                         "units": "1"})
         coords["train_epoch"] = np.arange(1, len(hist) + 1)
     trained = setup.tissue
+    opt0 = None
+    if rc.warm_optimizer:
+        opt0 = (trained_optimizer_state(figures["trained_from"], trained) if rc.trained is not None
+                else setup.trainer.export_state())
+        opt0 = (opt0, trained.syn.nbr.copy(), trained.alive.copy())
     a0 = _accuracy(setup, trained)
     stages = {"trained": damage_metrics(trained)}
     lesion_seed = derived_seed(cfg.seed, _LESION)
@@ -314,6 +353,8 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         t = trained.copy() if arm == "control" else lesioned.copy()
         sp = None if arm == "control" else _structural(cfg, arm, derived_seed(cfg.seed, _STRUCT, a))
         trainer = _recovery_trainer(cfg, setup, derived_seed(cfg.seed, _RECOVER))
+        if opt0 is not None:
+            warm_start(trainer, t, *opt0)
         sched = Scheduler(trainer, setup.engine, sp, every=cfg.structural.every, brake=setup.brake,
                           homeostasis_every=cfg.structural.homeostasis_every)
         ts, ac, sy, ne = _learn_curve(cfg, setup, t, sched, rc.epochs, rc.evals_per_epoch, progress, arm, say)
@@ -371,9 +412,12 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         sp = StructuralPlasticity(prune=True, grow=False, neurogenesis=False,
                                   prune_weight=cfg.structural.prune_weight, prune_dw=cfg.structural.prune_dw,
                                   prune_max=cfg.structural.prune_max, dw_decay=cfg.structural.dw_decay,
+                                  prune_by=cfg.structural.prune_by, rate_decay=cfg.structural.rate_decay,
                                   prune_budget=int(round(rc.prune_target * pruned.syn.n_synapses)))
         total0 = pruned.syn.n_synapses
         trainer = _recovery_trainer(cfg, setup, derived_seed(cfg.seed, _RECOVER, 1))
+        if opt0 is not None:
+            warm_start(trainer, pruned, *opt0)
         sched = Scheduler(trainer, setup.engine, sp, every=cfg.structural.every, brake=setup.brake,
                           homeostasis_every=cfg.structural.homeostasis_every)
         ts, ac, sy, _ = _learn_curve(cfg, setup, pruned, sched, rc.prune_epochs, rc.evals_per_epoch, progress,

@@ -88,6 +88,8 @@ def test_defaults_fill_missing_sections():
     ({"recovery": {"trained": "/x/{run}.zarr"}}, "[recovery] trained", "{seed}"),
     ({"recovery": {"prune_target": 1.0}}, "[recovery] prune_target", "in [0, 0.95]"),
     ({"recovery": {"optimizer": "rmsprop"}}, "[recovery] optimizer", '"sgd", "adam"'),
+    ({"recovery": {"warm_optimizer": True, "optimizer": "sgd"}}, "[recovery] warm_optimizer", '"adam"'),
+    ({"structural": {"prune_by": "size"}}, "[structural] prune_by", '"weight", "activity"'),
     ({"learning": None}, "[learning]", "is required with [task]"),
 ])
 def test_config_errors_name_the_key(sections, key, allowed):
@@ -102,6 +104,62 @@ def test_helpers():
     assert np.isnan(recovered_share(0.9, 0.9, 0.9))
     assert epochs_to_reach([0, 0.5, 1, 1.5], [0.5, 0.8, 0.95, 0.9], 0.9) == 1
     assert np.isnan(epochs_to_reach([0, 1], [0.5, 0.6], 0.9))
+
+
+def test_warm_start_carries_each_synapses_adam_moments_through_a_lesion():
+    """After a lesion, a warm-started trainer holds every surviving synapse's moments (found pair
+    by pair), none for the dead, and its first step is Adam's formula on those moments, computed
+    here in numpy; a fresh Adam's first step is lr x sign(g) on every synapse."""
+    from dynamics import Langevin
+    from plasticity import EqProp
+    from studies.recovery import warm_start
+    from tissue import INPUT, Tissue
+    from tissue.lesions import kill_fraction
+
+    t = Tissue.cube((5, 5, 4), stencil=26, small_world=0.1, seed=0, bias=0.2)
+    t.set_input(t.lattice.face("z-"))
+    t.set_output(t.lattice.face("z+"), groups=2)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, len(t.region("input")))), rng.integers(0, 2, 16)
+    eng = Langevin(dt=0.5, tol=1e-4, max_steps=2000)
+    kw = dict(beta=0.1, lr=0.01, optimizer="adam", batch_size=16, seed=0)
+    tr = EqProp(**kw)
+    for _ in range(5):
+        tr.train_step(t, eng, x, y)
+    state = tr.export_state()
+    nbr0, alive0 = t.syn.nbr.copy(), t.alive.copy()
+    les = t.copy()
+    kill_fraction(les, 0.3, seed=1)
+    warm = EqProp(**kw)
+    warm_start(warm, les, state, nbr0, alive0)
+    st = warm._state
+    i, j, _ = les.syn.edges()
+    for a, b in zip(i.tolist(), j.tolist()):
+        for key in ("m", "v"):
+            assert st[key][a, les.syn.slot(a, b)] == state[f"opt_{key}"][a, t.syn.slot(a, b)]
+    assert np.count_nonzero(st["v"]) == np.count_nonzero(state["opt_v"][nbr0 >= 0]) - \
+        int(np.sum(nbr0 >= 0) - np.sum(les.syn.nbr >= 0))
+    dead = alive0 & ~les.alive
+    assert dead.any() and np.all(st["mb"][dead] == 0) and np.all(st["vb"][~dead] == state["opt_vb"][~dead])
+    # the first step, by hand
+    free, plus, minus = warm.phases(les, eng, x, y)
+    g, _ = warm.gradient(les, free, plus, minus)
+    tt = int(state["opt_t"][0]) + 1
+    m = 0.9 * st["m"] + 0.1 * g
+    v = 0.999 * st["v"] + 0.001 * g * g
+    step = 0.01 * (m / (1 - 0.9 ** tt)) / (np.sqrt(v / (1 - 0.999 ** tt)) + 1e-8)
+    w0 = les.syn.w.astype(np.float64)
+    warm.apply(les, g, np.zeros(les.n))
+    on = (les.syn.nbr >= 0) & ~((les.role == INPUT)[:, None] & (les.role == INPUT)[np.maximum(les.syn.nbr, 0)])
+    np.testing.assert_allclose((les.syn.w - w0)[on], step[on], rtol=1e-3, atol=1e-8)
+    fresh, les2 = EqProp(**kw), les.copy()
+    les2.syn.w[...] = w0
+    fresh._prepare(les2)
+    w2 = les2.syn.w.astype(np.float64)
+    fresh.apply(les2, g, np.zeros(les.n))
+    moved = np.abs(les2.syn.w - w2)[on & (np.abs(g) > 1e-6)]
+    np.testing.assert_allclose(moved, 0.01, rtol=1e-3)
+    assert np.median(np.abs(step[on & (np.abs(g) > 1e-6)])) < 0.5 * 0.01
 
 
 # ------------------------------------------------------------------ the run
@@ -213,6 +271,10 @@ def test_trained_store_is_loaded_or_refused(tiny_run, tmp_path):
     c3 = load_config(_cfg(recovery=quick, learning={"lr": 0.01}, lesion={"curve_max": 0.0}))
     with pytest.raises(RunRefused, match=r"trained with another config \(differs at learning.lr"):
         run(c3, tmp_path / "r3.zarr", progress=False)
+    # a store without optimizer state cannot warm-start the recovery
+    c5 = load_config(_cfg(recovery={**quick, "warm_optimizer": True}, lesion={"curve_max": 0.0}))
+    with pytest.raises(RunRefused, match="keeps no optimizer state"):
+        run(c5, tmp_path / "r5.zarr", progress=False)
     c4 = load_config(_cfg(recovery={**quick, "trained": str(tmp_path / "none{seed}.zarr")}))
     with pytest.raises(RunRefused, match="none0.zarr is not a run store"):
         run(c4, tmp_path / "r4.zarr", progress=False)

@@ -335,3 +335,48 @@ def test_scheduled_homeostasis_leaves_a_settling_tissue_alone():
     stalled.fit_epoch(t, x, y)
     assert any(a["reason"] == "scheduled" for a in brake.actions)
     assert np.abs(t.syn.w).max() < np.abs(w0).max()
+
+
+def test_activity_pruning_takes_the_synapses_that_move_no_fixed_point():
+    """A neuron held at rate 0 by a strongly negative bias passes nothing through its
+    synapses, and no synapse can wake it: removing every synapse that touches it leaves
+    each free fixed point exactly where it was. Ranked by the effective weight
+    |w| r_i r_j those synapses go first, whatever their |w|; ranked by |w| others go
+    and the fixed points move."""
+    t = _tissue((5, 5, 4), seed=3)
+    hidden = np.flatnonzero((t.role != INPUT) & (t.lattice.coords()[:, 2] < 3))
+    quiet = hidden[:12]
+    t.bias[:] = 1.0
+    t.bias[quiet] = -10.0
+    ii, jj, _ = t.syn.edges()
+    touch = np.isin(ii, quiet) | np.isin(jj, quiet)
+    for a, b in zip(ii[touch].tolist(), jj[touch].tolist()):   # large weights on the harmless synapses
+        k = t.syn.slot(a, b)
+        t.syn.w[a, k] = t.syn.w[b, t.syn.rev[a, k]] = np.float32(0.6)
+    harmless = {(min(a, b), max(a, b)) for a, b in zip(ii[touch].tolist(), jj[touch].tolist())}
+    x, _ = _task(t, n=24, seed=1)
+    eng = Langevin(dt=0.5, tol=1e-5, max_steps=5000)
+    free = eng.settle(t, inputs=x)
+    assert free.converged.all()
+    others = np.setdiff1d(np.flatnonzero(t.role != INPUT), quiet)
+    assert np.all(free.rates[:, quiet] == 0) and np.all(free.rates[:, others].max(0) > 0)
+
+    def pruned(by):
+        t2 = t.copy()
+        sp = StructuralPlasticity(prune_weight=1.0, prune_dw=1.0, prune_max=1.0, prune_by=by)
+        sp.observe_update(t2, t2.syn.w.astype(np.float64))
+        sp.observe_rates(t2, free.rates)
+        before = {p for p in _table_dict(t2) if p[0] < p[1]}
+        assert sp.prune_silent(t2, max_count=len(harmless)) == len(harmless)
+        gone = before - {p for p in _table_dict(t2) if p[0] < p[1]}
+        return t2, gone
+
+    t_act, gone_act = pruned("activity")
+    assert gone_act == harmless
+    moved = np.abs(eng.settle(t_act, inputs=x).state - free.state).max()
+    assert moved < 1e-4
+    t_w, gone_w = pruned("weight")
+    assert not gone_w & harmless                  # |w| = 0.6 is the largest weight: kept
+    assert np.abs(eng.settle(t_w, inputs=x).state - free.state).max() > 1e-2
+    with pytest.raises(ValueError, match="prune_by"):
+        StructuralPlasticity(prune_by="size")

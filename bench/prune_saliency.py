@@ -1,0 +1,86 @@
+"""One-shot pruning of a trained digits tissue: which synapses can go without retraining?
+
+    python bench/prune_saliency.py learn-seed0.zarr learn-seed1.zarr learn-seed2.zarr
+
+For each trained learning store (``tissue run configs/learn-digits.toml``), the free fixed
+points of the training digits give each neuron's RMS rate ``r_i``; then a share of the
+synapses is removed at once, with no learning afterwards, ranked by
+
+- ``weight``:   ``|w_ij|`` (the ``[structural] prune_by = "weight"`` rule),
+- ``activity``: ``|w_ij| r_i r_j``, the effective weight (``prune_by = "activity"``),
+
+and the held-out accuracy of the pruned tissue is printed beside the unpruned one (A0).
+Synapses are counted over the whole table, both ends clamped included; the share of the
+trainable ones (at least one end free) is printed too. Nothing is stored; the figures go to
+docs/results_damage.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def one_store(path, fractions, batch=128):
+    import zarr
+
+    from plasticity.structural import StructuralPlasticity
+    from studies.config import load_config
+    from studies.learn import build_learning, trainable_synapses
+    from tissue import load_tissue
+
+    attrs = dict(zarr.open_group(path, mode="r").attrs)
+    raw = attrs["config"]
+    cfg = load_config(json.loads(raw) if isinstance(raw, str) else raw)
+    setup = build_learning(cfg)
+    trained = load_tissue(path)
+    eng, tr = setup.engine, setup.trainer
+
+    def accuracy(t):
+        return tr.evaluate(t, eng, setup.xte, setup.task.y_test)["accuracy"]
+
+    rates = np.concatenate([eng.settle(trained, inputs=setup.xtr[lo:lo + batch]).rates
+                            for lo in range(0, len(setup.xtr), batch)])
+    rows = [("none", 0.0, 0.0, accuracy(trained))]
+    total, trainable = trained.syn.n_synapses, trainable_synapses(trained)
+    for by in ("weight", "activity"):
+        for f in fractions:
+            t = trained.copy()
+            sp = StructuralPlasticity(prune_weight=1e9, prune_dw=1.0, prune_max=1.0, prune_by=by)
+            sp.observe_update(t, t.syn.w.astype(np.float64))      # no update: the |dw| gate is open
+            sp.observe_rates(t, rates)                            # one batch: the mean over the training set
+            sp.prune_silent(t, max_count=int(round(f * total)))
+            rows.append((by, 1 - t.syn.n_synapses / total, 1 - trainable_synapses(t) / trainable, accuracy(t)))
+    return cfg.seed, rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stores", nargs="+", help="trained learning-run stores")
+    ap.add_argument("--fractions", default="0.3,0.5", help="shares of the synapses removed")
+    a = ap.parse_args(argv)
+    fractions = [float(v) for v in a.fractions.split(",")]
+    t0 = time.perf_counter()
+    table = {}
+    for path in a.stores:
+        seed, rows = one_store(path, fractions)
+        print(f"{path} (seed {seed})")
+        for by, f_all, f_tr, acc in rows:
+            print(f"  {by:9s} removed {f_all:.3f} of all, {f_tr:.3f} of trainable: held-out {acc:.3f}")
+            table.setdefault((by, round(f_all, 2)), []).append(acc)
+    print(f"mean over {len(a.stores)} stores:")
+    a0 = np.mean(table[("none", 0.0)])
+    for (by, f), accs in table.items():
+        print(f"  {by:9s} {f:.2f}: {np.mean(accs):.3f}  ({100 * (a0 - np.mean(accs)):+.1f} points lost)")
+    print(f"wall {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
