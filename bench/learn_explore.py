@@ -22,6 +22,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shape", default="16,16,5", help="nx,ny,nz (input z = 0, output z = nz - 1)")
     ap.add_argument("--upsample", type=int, default=2)
+    ap.add_argument("--encoding", default="intensity", choices=("intensity", "on_off"),
+                    help="on_off: half of each pixel's block carries 1 - p (ON and OFF channels)")
     ap.add_argument("--small-world", type=float, default=0.0)
     ap.add_argument("--bias", type=float, default=0.2)
     ap.add_argument("--layout", default="interleaved", choices=("blocks", "interleaved"))
@@ -71,7 +73,7 @@ def main(argv=None):
                     activation=a.activation, weight_scale=a.weight_scale)
     t.set_input(t.lattice.face("z-"))
     t.set_output(t.lattice.face("z+"), groups=task.n_classes, layout=a.layout)
-    imap = InputMap(t.lattice, task.image_shape, "z-", a.upsample)
+    imap = InputMap(t.lattice, task.image_shape, "z-", a.upsample, encoding=a.encoding)
     xtr, xte = imap(task.images("train"), tissue=t), imap(task.images("test"), tissue=t)
     eng = Langevin(dt=a.dt, tol=a.tol, max_steps=a.max_steps)
     cls = EqProp

@@ -246,9 +246,10 @@ def dream(tissue, labels, chains: int = 4, schedule=((0.01, 2000),), dt: float =
                        phase_energy=np.stack(phase_e), schedule=sched, step_end=t, clamp=Y)
 
 
-def face_to_images(states, region, source, n_pixels: int) -> np.ndarray:
+def face_to_images(states, region, source, n_pixels: int, off=None) -> np.ndarray:
     """Images ``(..., n_pixels)`` from tissue states ``(..., N)``: each pixel is the mean rate
-    (clipped to [0, 1]) of the face voxels it feeds.
+    (clipped to [0, 1]) of the face voxels it feeds; ``off`` (bool per face voxel, the
+    ``InputMap.off`` of an ON/OFF encoding) marks voxels read as ``1 - rate``.
 
     ``region`` (face voxels) and ``source`` (pixel of each face voxel, ``-1`` for
     fill) are those of ``studies.tasks.InputMap``; with upsampling ``u`` a pixel
@@ -264,6 +265,8 @@ def face_to_images(states, region, source, n_pixels: int) -> np.ndarray:
     onehot = np.zeros((len(region), n_pixels))
     onehot[np.flatnonzero(ok), source[ok]] = 1.0 / counts[source[ok]]
     face = np.clip(s[..., region], 0.0, 1.0)
+    if off is not None:
+        face = np.where(np.asarray(off, bool), 1.0 - face, face)
     return face @ onehot
 
 

@@ -167,6 +167,9 @@ class TaskConfig:
     name: str = param("choice", "digits: scikit-learn's 8x8 digits; patterns: synthetic prototypes",
                       "digits", choices=("digits", "patterns"))
     upsample: int = param("int", "each pixel covers upsample x upsample input voxels", 1, lo=1, hi=16)
+    encoding: str = param("choice", "intensity: every voxel of a pixel's block carries the pixel value p; "
+                          "on_off: half of them (a checkerboard) carry 1 - p, as ON and OFF cells "
+                          "(needs upsample >= 2)", "intensity", choices=("intensity", "on_off"))
     test_size: float = param("float", "held-out fraction (stratified, seeded by seed)", 0.25, lo=0.05, hi=0.9)
     output_layout: str = param("choice", "output groups: contiguous blocks or interleaved voxels",
                                "interleaved", choices=("blocks", "interleaved"))
@@ -390,6 +393,9 @@ def _learning_checks(cfg: RunConfig, raw: Mapping) -> RunConfig:
     if t.shape[2] < 2:
         raise _Key("tissue", "shape").bad(list(t.shape), "needs at least 2 layers along z "
                                           "(input face z-, output face z+)")
+    if tk.encoding == "on_off" and tk.upsample < 2:
+        raise _Key("task", "encoding").bad(tk.encoding, "needs upsample >= 2 (each pixel's block holds its "
+                                           f"ON and OFF voxels; upsample is {tk.upsample})")
     if tk.name == "digits" and t.shape[0] * t.shape[1] < 10:
         raise _Key("tissue", "shape").bad(list(t.shape), "the z+ face needs a voxel per class (10)")
     return replace(cfg, dynamics=replace(cfg.dynamics, init=None))

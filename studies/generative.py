@@ -84,7 +84,8 @@ class DreamSetup:
         self.learn = build_learning(self.cfg)      # task, split, clamped inputs, trainer, engine
         self.tissue = load_tissue(store)
         self.task = self.learn.task
-        self.imap = InputMap(self.tissue.lattice, self.task.image_shape, "z-", self.cfg.task.upsample)
+        self.imap = InputMap(self.tissue.lattice, self.task.image_shape, "z-", self.cfg.task.upsample,
+                             encoding=self.cfg.task.encoding)
         self.target_on = self.cfg.learning.target_on
         self.target_off = self.cfg.learning.target_off
 
@@ -93,7 +94,7 @@ class DreamSetup:
         from plasticity.dreaming import face_to_images
 
         h, w = self.task.image_shape
-        img = face_to_images(states, self.imap.region, self.imap.source, h * w)
+        img = face_to_images(states, self.imap.region, self.imap.source, h * w, off=self.imap.off)
         return img.reshape(img.shape[:-1] + (h, w))
 
     def mean_input_state(self) -> np.ndarray:

@@ -76,7 +76,7 @@ def build_learning(cfg) -> LearnSetup:
         task = pattern_task(n_classes=tk.n_classes, noise=tk.noise, seed=cfg.seed)
     t.set_input(t.lattice.face("z-"))
     t.set_output(t.lattice.face("z+"), groups=task.n_classes, layout=tk.output_layout)
-    imap = InputMap(t.lattice, task.image_shape, "z-", tk.upsample)
+    imap = InputMap(t.lattice, task.image_shape, "z-", tk.upsample, encoding=tk.encoding)
     xtr, xte = imap(task.images("train"), tissue=t), imap(task.images("test"), tissue=t)
     brake = None
     if cfg.homeostasis is not None:
@@ -273,7 +273,7 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
               "auroc_misclassified": auroc(ev["steps"], wrong)}
     if lc.blends:
         bx, _ = blend_pairs(task.x_test, task.y_test, lc.blends, seed=cfg.seed)
-        imap = InputMap(t.lattice, task.image_shape, "z-", cfg.task.upsample)
+        imap = InputMap(t.lattice, task.image_shape, "z-", cfg.task.upsample, encoding=cfg.task.encoding)
         bev = tr.evaluate(t, eng, imap(bx, tissue=t), np.zeros(len(bx), dtype=np.int64))
         data["blend_steps"] = ("blend", bev["steps"], {"long_name": "free-phase settling steps of 50/50 "
                                                                      "blends of two classes", "units": "1"})

@@ -42,6 +42,8 @@ from tissue.lattice import AXES, FACES, Lattice
 __all__ = ["InputMap", "Task", "auroc", "blend_pairs", "group_means", "load_digits_task",
            "one_hot_targets", "pattern_task", "place_on_face", "predict_groups"]
 
+ENCODINGS = ("intensity", "on_off")
+
 # tags of the seed streams derived from a pattern task's seed (studies.run.derived_seed)
 _PROTOTYPES, _SAMPLES, _SPLIT = 11, 12, 13
 
@@ -249,6 +251,11 @@ class InputMap:
     offset[1] + c * upsample + j)``, ``0 <= i, j < upsample`` (nearest-neighbour
     upsampling). Face voxels outside the image get ``fill``.
 
+    With ``encoding="on_off"`` the block carries two channels, as ON and OFF
+    cells of a retina do: the voxels with ``i + j`` even get the pixel value
+    ``p``, the others ``1 - p``. A rate network whose units pass nothing at
+    rate 0 then sees the absence of ink as a signal too (needs ``upsample >= 2``).
+
     Parameters
     ----------
     lattice : Lattice
@@ -259,6 +266,7 @@ class InputMap:
         In-plane coordinates of the image's first pixel's block; ``None``
         centres the image (rounding towards the origin).
     fill : float
+    encoding : {"intensity", "on_off"}
 
     Attributes
     ----------
@@ -266,6 +274,8 @@ class InputMap:
         ``lattice.face(face)`` (sorted voxel indices).
     source : ndarray (n_face,) int64
         Flat pixel index ``r * w + c`` feeding each face voxel, ``-1`` for fill.
+    off : ndarray (n_face,) bool
+        The voxels that carry ``1 - p`` (all False for ``"intensity"``).
     """
 
     lattice: Lattice
@@ -274,8 +284,10 @@ class InputMap:
     upsample: int = 1
     offset: tuple | None = None
     fill: float = 0.0
+    encoding: str = "intensity"
     region: np.ndarray = field(init=False, repr=False, compare=False)
     source: np.ndarray = field(init=False, repr=False, compare=False)
+    off: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.face not in FACES:
@@ -286,6 +298,10 @@ class InputMap:
         up = int(self.upsample)
         if up != self.upsample or up < 1:
             raise ValueError(f"upsample must be an integer >= 1, got {self.upsample!r}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {ENCODINGS}, got {self.encoding!r}")
+        if self.encoding == "on_off" and up < 2:
+            raise ValueError("encoding 'on_off' needs upsample >= 2 (each pixel's block holds ON and OFF voxels)")
         a = AXES.index(self.face[0])
         u, v = (ax for ax in range(3) if ax != a)
         nu, nv = self.lattice.shape[u], self.lattice.shape[v]
@@ -306,6 +322,8 @@ class InputMap:
         ru, cv = c[:, u] - off[0], c[:, v] - off[1]
         inside = (ru >= 0) & (ru < hu) & (cv >= 0) & (cv < wv)
         source = np.where(inside, (ru // up) * w + (cv // up), -1).astype(np.int64)
+        off = inside & ((ru % up + cv % up) % 2 == 1) if self.encoding == "on_off" else np.zeros(len(region), bool)
+        object.__setattr__(self, "off", off)
         object.__setattr__(self, "image_shape", (h, w))
         object.__setattr__(self, "upsample", up)
         object.__setattr__(self, "offset", off)
@@ -326,6 +344,7 @@ class InputMap:
         elif not (x.ndim == 2 and x.shape[1] == h * w):
             raise ValueError(f"images must have shape (n, {h}, {w}) or (n, {h * w}), got {x.shape}")
         vals = np.where(self.source >= 0, x[:, np.maximum(self.source, 0)], float(self.fill))
+        vals = np.where(self.off, 1.0 - vals, vals)
         if tissue is None:
             return vals
         inp = tissue.region("input")

@@ -285,3 +285,31 @@ def test_shipped_dream_config_is_valid_with_its_store(learned, tmp_path, monkeyp
     shutil.copytree(learned, tmp_path / "learn.zarr")
     cfg = load_config(raw)
     assert cfg.dream.generative_epochs >= 1 and len(cfg.dream.anneal) == 2
+
+
+def test_on_off_encoding_carries_each_pixel_twice_and_is_read_back():
+    """ON/OFF: in each 2x2 block two voxels hold p and two hold 1 - p (a checkerboard); the
+    block still sums to 2 whatever p, and face_to_images with ``off`` inverts it exactly."""
+    rng = np.random.default_rng(1)
+    t = Tissue.cube((10, 9, 3), stencil=26)
+    imap = InputMap(t.lattice, (4, 3), "z-", upsample=2, encoding="on_off")
+    img = rng.random((5, 4, 3))
+    face = imap(img)
+    flat = img.reshape(5, 12)
+    for p in range(12):
+        vox = np.flatnonzero(imap.source == p)
+        on, off = vox[~imap.off[vox]], vox[imap.off[vox]]
+        assert len(on) == len(off) == 2
+        np.testing.assert_allclose(face[:, on], flat[:, [p]].repeat(2, 1))
+        np.testing.assert_allclose(face[:, off], 1 - flat[:, [p]].repeat(2, 1))
+        c = t.lattice.coords(imap.region[off])
+        assert len({(x + y) % 2 for x, y in c[:, :2]}) == 1     # OFF voxels: one colour of the checkerboard
+    s = np.zeros((5, t.n))
+    s[:, imap.region] = face
+    np.testing.assert_allclose(face_to_images(s, imap.region, imap.source, 12, off=imap.off), flat, rtol=1e-12)
+    # without the OFF mark a pixel reads as 1/2: the mean of p and 1 - p
+    np.testing.assert_allclose(face_to_images(s, imap.region, imap.source, 12), 0.5)
+    with pytest.raises(ValueError, match="upsample >= 2"):
+        InputMap(t.lattice, (4, 3), "z-", upsample=1, encoding="on_off")
+    with pytest.raises(ValueError, match="encoding"):
+        InputMap(t.lattice, (4, 3), "z-", upsample=2, encoding="log")

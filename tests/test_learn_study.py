@@ -91,6 +91,8 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monk
     ({"learning": {"epochs": 0}}, "[learning] epochs"),
     ({"task": {"upsample": 3}}, "[tissue] shape"),
     ({"task": {"name": "mnist"}}, "[task] name"),
+    ({"task": {"encoding": "on_off", "upsample": 1}}, "[task] encoding"),
+    ({"task": {"encoding": "log"}}, "[task] encoding"),
     ({"homeostasis": {"target": 0.99, "trigger": 0.95}}, "[homeostasis] target"),
     ({"dynamics": {"phases": [{"temperature": 0, "steps": 5}]}}, "[dynamics] phases"),
     ({"input": {"region": {"face": "z-"}}}, "[input]"),
