@@ -157,9 +157,9 @@ def test_warm_start_carries_each_synapses_adam_moments_through_a_lesion():
     fresh._prepare(les2)
     w2 = les2.syn.w.astype(np.float64)
     fresh.apply(les2, g, np.zeros(les.n))
-    moved = np.abs(les2.syn.w - w2)[on & (np.abs(g) > 1e-6)]
+    moved = np.abs(les2.syn.w - w2)[on & (np.abs(g) > 1e-4)]   # |g| >> eps = 1e-8: a step of lr
     np.testing.assert_allclose(moved, 0.01, rtol=1e-3)
-    assert np.median(np.abs(step[on & (np.abs(g) > 1e-6)])) < 0.5 * 0.01
+    assert np.median(np.abs(step[on & (np.abs(g) > 1e-4)])) < 0.5 * 0.01
 
 
 # ------------------------------------------------------------------ the run
