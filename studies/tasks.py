@@ -322,8 +322,8 @@ class InputMap:
         ru, cv = c[:, u] - off[0], c[:, v] - off[1]
         inside = (ru >= 0) & (ru < hu) & (cv >= 0) & (cv < wv)
         source = np.where(inside, (ru // up) * w + (cv // up), -1).astype(np.int64)
-        off = inside & ((ru % up + cv % up) % 2 == 1) if self.encoding == "on_off" else np.zeros(len(region), bool)
-        object.__setattr__(self, "off", off)
+        flip = inside & ((ru % up + cv % up) % 2 == 1) if self.encoding == "on_off" else np.zeros(len(region), bool)
+        object.__setattr__(self, "off", flip)
         object.__setattr__(self, "image_shape", (h, w))
         object.__setattr__(self, "upsample", up)
         object.__setattr__(self, "offset", off)

@@ -293,6 +293,7 @@ def test_on_off_encoding_carries_each_pixel_twice_and_is_read_back():
     rng = np.random.default_rng(1)
     t = Tissue.cube((10, 9, 3), stencil=26)
     imap = InputMap(t.lattice, (4, 3), "z-", upsample=2, encoding="on_off")
+    assert imap.offset == ((10 - 8) // 2, (9 - 6) // 2)          # centred, as with the plain encoding
     img = rng.random((5, 4, 3))
     face = imap(img)
     flat = img.reshape(5, 12)
