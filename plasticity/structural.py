@@ -451,7 +451,8 @@ class Scheduler:
             self.batches += 1
             if self.structural is not None:
                 self.structural.observe_update(tissue, w_before)
-                self.structural.observe_rates(tissue, rep.free_rates)
+                if self.structural.prune and self.structural.prune_by == "activity":
+                    self.structural.observe_rates(tissue, rep.free_rates)
                 if self.batches % self.every == 0:
                     ev = self.structural.step(tissue, tr, self.engine, x[idx], y[idx], when=self.batches)
                     if any(ev.values()):

@@ -206,18 +206,23 @@ def _recovery_trainer(cfg, setup, seed: int) -> EqProp:
                   brake=setup.brake, seed=seed)
 
 
+def _prune_rules(s) -> dict:
+    """The pruning keys of ``[structural]`` ``s`` as :class:`StructuralPlasticity` arguments."""
+    return dict(prune_weight=s.prune_weight, prune_dw=s.prune_dw, prune_max=s.prune_max, prune_by=s.prune_by,
+                rate_decay=s.rate_decay, dw_decay=s.dw_decay)
+
+
 def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
     if arm == "learn":
         return None
     s = cfg.structural
     full = arm == "structural"
     return StructuralPlasticity(
-        prune=full, prune_weight=s.prune_weight, prune_dw=s.prune_dw, prune_max=s.prune_max,
-        prune_by=s.prune_by, rate_decay=s.rate_decay,
+        prune=full, **_prune_rules(s),
         grow=full, grow_radius=s.grow_radius, grow_quantile=s.grow_quantile, grow_max=s.grow_max,
         grow_weight=s.grow_weight, neurogenesis=True, birth_radius=s.birth_radius,
         birth_quantile=s.birth_quantile, birth_max=s.birth_max, birth_weight=s.birth_weight,
-        dw_decay=s.dw_decay, nudge_decay=s.nudge_decay, seed=seed)
+        nudge_decay=s.nudge_decay, seed=seed)
 
 
 def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, progress: bool, label: str,
@@ -409,10 +414,7 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     if rc.prune_target > 0:
         pruned = trained.copy()
         m0 = trainable_synapses(pruned)
-        sp = StructuralPlasticity(prune=True, grow=False, neurogenesis=False,
-                                  prune_weight=cfg.structural.prune_weight, prune_dw=cfg.structural.prune_dw,
-                                  prune_max=cfg.structural.prune_max, dw_decay=cfg.structural.dw_decay,
-                                  prune_by=cfg.structural.prune_by, rate_decay=cfg.structural.rate_decay,
+        sp = StructuralPlasticity(prune=True, grow=False, neurogenesis=False, **_prune_rules(cfg.structural),
                                   prune_budget=int(round(rc.prune_target * pruned.syn.n_synapses)))
         total0 = pruned.syn.n_synapses
         trainer = _recovery_trainer(cfg, setup, derived_seed(cfg.seed, _RECOVER, 1))

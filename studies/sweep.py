@@ -887,14 +887,13 @@ def table(ds, metric: str | None = None) -> list[str]:
 
 
 def _recovery_headline(ds) -> str:
-    import re
+    from .damage_config import ARMS
 
     found = [(m.group(1), int(m.group(2))) for v in ds.data_vars
-             if (m := re.fullmatch(r"(learn|neurogenesis|structural)_recovered_epoch(\d+)", str(v)))]
+             if (m := re.fullmatch(rf"({'|'.join(ARMS)})_recovered_epoch(\d+)", str(v)))]
     if not found:
         return "A1"
-    order = ("learn", "neurogenesis", "structural")
-    arm = min((a for a, _ in found), key=order.index)
+    arm = min((a for a, _ in found), key=ARMS.index)
     return f"{arm}_recovered_epoch{max(e for a, e in found if a == arm)}"
 
 

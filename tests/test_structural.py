@@ -307,6 +307,19 @@ def test_scheduler_clocks():
     assert sp.steps == 3                                   # batches 3, 6, 9
     assert [c[0] for c in calls] == [4, 8] and calls[0][1] == (4, t.n)
     assert sp.nudge is not None and np.all(sp.nudge[~t.alive] == 0)
+    assert sp.rate2 is None                                # rates are only kept for activity pruning
+    # activity pruning: every batch's free rates feed the running mean square, r2 <- 0.5 r2 + 0.5 mean(rho^2)
+    t2 = _tissue()
+    tr2 = EqProp(beta=0.1, lr=0.0, optimizer="sgd", batch_size=4)   # lr 0: the rates stay those of t2
+    sp2 = StructuralPlasticity(prune=True, prune_weight=0.0, prune_by="activity", rate_decay=0.5,
+                               grow=False, neurogenesis=False)
+    Scheduler(tr2, eng, sp2, every=100).fit_epoch(t2, x, y)
+    order = np.random.default_rng([tr2.seed, 0]).permutation(len(x))
+    r2 = None
+    for lo in range(0, len(x), 4):
+        m = (eng.settle(t2, inputs=x[order[lo:lo + 4]]).rates.astype(np.float64) ** 2).mean(axis=0)
+        r2 = m if r2 is None else 0.5 * r2 + 0.5 * m
+    np.testing.assert_allclose(sp2.rate2, r2, atol=1e-6)
     with pytest.raises(ValueError, match="every"):
         Scheduler(tr, eng, sp, every=0)
     with pytest.raises(ValueError, match="prune_max"):
