@@ -34,6 +34,7 @@ def one_store(path, fractions, batch=128):
     from plasticity.structural import StructuralPlasticity
     from studies.config import load_config
     from studies.learn import build_learning, trainable_synapses
+    from studies.recovery import training_rates
     from tissue import load_tissue
 
     attrs = dict(zarr.open_group(path, mode="r").attrs)
@@ -41,22 +42,20 @@ def one_store(path, fractions, batch=128):
     cfg = load_config(json.loads(raw) if isinstance(raw, str) else raw)
     setup = build_learning(cfg)
     trained = load_tissue(path)
-    eng, tr = setup.engine, setup.trainer
+    tr = setup.trainer
 
     def accuracy(t):
-        return tr.evaluate(t, eng, setup.xte, setup.task.y_test)["accuracy"]
+        return tr.evaluate(t, setup.engine, setup.xte, setup.task.y_test)["accuracy"]
 
-    rates = np.concatenate([eng.settle(trained, inputs=setup.xtr[lo:lo + batch]).rates
-                            for lo in range(0, len(setup.xtr), batch)])
+    rates = training_rates(setup, trained, batch)
     rows = [("none", 0.0, 0.0, accuracy(trained))]
     total, trainable = trained.syn.n_synapses, trainable_synapses(trained)
     for by in ("weight", "activity"):
         for f in fractions:
             t = trained.copy()
-            sp = StructuralPlasticity(prune_weight=1e9, prune_dw=1.0, prune_max=1.0, prune_by=by)
-            sp.observe_update(t, t.syn.w.astype(np.float64))      # no update: the |dw| gate is open
+            sp = StructuralPlasticity(prune_by=by)
             sp.observe_rates(t, rates)                            # one batch: the mean over the training set
-            sp.prune_silent(t, max_count=int(round(f * total)))
+            sp.prune_least(t, int(round(f * total)))
             rows.append((by, 1 - t.syn.n_synapses / total, 1 - trainable_synapses(t) / trainable, accuracy(t)))
     return cfg.seed, rows
 

@@ -266,15 +266,28 @@ class StructuralPlasticity:
         return float(np.quantile(self.nudge[free], q))
 
     # ----------------------------------------------------------- edits
-    def prune_silent(self, tissue, max_count: int | None = None) -> int:
-        """Remove silent synapses (see the class doc); returns how many."""
+    def _half_table(self, tissue):
+        """Every synapse once (``i < j``): ``(i, k, j)`` and its saliency (:meth:`effective_weights`)."""
         self._follow(tissue)
         syn = tissue.syn
         i, k = np.nonzero(syn.nbr >= 0)
         j = syn.nbr[i, k].astype(np.int64)
         half = i < j
         i, k, j = i[half], k[half], j[half]
-        aw = self.effective_weights(tissue, i, k, j)
+        return i, k, j, self.effective_weights(tissue, i, k, j)
+
+    def _remove(self, tissue, i, j, chosen) -> int:
+        for a, b in zip(i[chosen].tolist(), j[chosen].tolist()):
+            tissue.syn.remove(a, b)
+        if self.prune_budget is not None:
+            self.prune_budget -= len(chosen)
+        self._follow(tissue)
+        return len(chosen)
+
+    def prune_silent(self, tissue, max_count: int | None = None) -> int:
+        """Remove silent synapses (see the class doc); returns how many."""
+        i, k, j, aw = self._half_table(tissue)
+        syn = tissue.syn
         dw = np.maximum(self.dw[i, k], self.dw[j, syn.rev[i, k]])
         silent = np.flatnonzero((aw <= self.prune_weight) & (dw <= self.prune_dw))
         cap = int(np.floor(self.prune_max * len(i))) if max_count is None else int(max_count)
@@ -282,12 +295,16 @@ class StructuralPlasticity:
             cap = min(cap, max(0, int(self.prune_budget)))
         if len(silent) > cap:
             silent = silent[np.argsort(aw[silent], kind="stable")[:cap]]
-        for a, b in zip(i[silent].tolist(), j[silent].tolist()):
-            syn.remove(a, b)
-        if self.prune_budget is not None:
-            self.prune_budget -= len(silent)
-        self._follow(tissue)
-        return len(silent)
+        return self._remove(tissue, i, j, silent)
+
+    def prune_least(self, tissue, count: int) -> int:
+        """Remove the ``count`` synapses of smallest saliency (``|w|``, or ``|w| r_i r_j`` for
+        ``prune_by="activity"``) at once, whatever their running ``|dw|`` and with no
+        ``prune_weight`` or ``prune_max`` bound: one-shot pruning, to be followed by
+        fine-tuning. Returns how many were removed."""
+        i, k, j, aw = self._half_table(tissue)
+        count = max(0, min(int(count), len(i)))
+        return self._remove(tissue, i, j, np.argsort(aw, kind="stable")[:count])
 
     def grow_synapses(self, tissue) -> int:
         """Add synapses between unconnected living neurons near loud ones; returns how many."""

@@ -104,6 +104,11 @@ class RecoveryConfig:
     prune_target: float = param("float", "pruning experiment on the trained tissue: share of the synapses "
                                 "to remove (0: skip it)", 0.0, lo=0, hi=0.95)
     prune_epochs: int = param("int", "epochs of learning while pruning to prune_target", 2, lo=1)
+    prune_mode: str = param("choice", "gradual: silent synapses ([structural] prune_*) go every "
+                            "[structural] every batches while the tissue learns, up to prune_target; oneshot: "
+                            "the prune_target share of smallest saliency ([structural] prune_by; rates from "
+                            "the free fixed points of the training set) goes at once, then the tissue "
+                            "fine-tunes for prune_epochs", "gradual", choices=("gradual", "oneshot"))
 
 
 def check(cfg, raw):

@@ -32,7 +32,11 @@ or ``[recovery]`` (``configs/lesion-recovery.toml``).
    (``<arm>_recovered_vs_control_epoch<e>``).
 5. **Pruning** (``[recovery] prune_target > 0``): a copy of the *trained* tissue
    learns for ``prune_epochs`` epochs while silent synapses are pruned (at most
-   ``prune_target`` of them in all).
+   ``prune_target`` of them in all); with ``[recovery] prune_mode = "oneshot"`` the
+   ``prune_target`` share of smallest saliency goes at once (the free fixed points
+   of the training set give the rates of ``prune_by = "activity"``), and the tissue
+   then fine-tunes for ``prune_epochs`` epochs (``prune_oneshot_accuracy``: right
+   after the cut).
 6. **Graph metrics** (:func:`tissue.graph.damage_metrics`) of the trained, the
    lesioned, each recovered and the pruned tissue.
 
@@ -188,6 +192,12 @@ def warm_start(trainer, tissue, state: dict, nbr0: np.ndarray, alive0: np.ndarra
         if f"opt_{k}" in state:
             arrays[f"opt_{k}"] = np.where(same, np.asarray(state[f"opt_{k}"]), 0.0)
     trainer.import_state(tissue, arrays)
+
+
+def training_rates(setup, tissue, batch: int = 128) -> np.ndarray:
+    """The free-phase rates ``(n_train, N)`` of ``tissue`` at the fixed points of the training inputs."""
+    return np.concatenate([setup.engine.settle(tissue, inputs=setup.xtr[lo:lo + batch]).rates
+                           for lo in range(0, len(setup.xtr), batch)])
 
 
 def _accuracy(setup, tissue) -> float:
@@ -417,9 +427,18 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         sp = StructuralPlasticity(prune=True, grow=False, neurogenesis=False, **_prune_rules(cfg.structural),
                                   prune_budget=int(round(rc.prune_target * pruned.syn.n_synapses)))
         total0 = pruned.syn.n_synapses
+        if rc.prune_mode == "oneshot":
+            if sp.prune_by == "activity":
+                sp.observe_rates(pruned, training_rates(setup, pruned))
+            sp.prune_least(pruned, sp.prune_budget)
+            figures["prune_oneshot_accuracy"] = _accuracy(setup, pruned)
+            if say:
+                say(f"  pruning: {total0 - pruned.syn.n_synapses} synapses removed at once: accuracy "
+                    f"{figures['prune_oneshot_accuracy']:.4f}")
+            sp = None        # then fine-tuning alone
         trainer = _recovery_trainer(cfg, setup, derived_seed(cfg.seed, _RECOVER, 1))
         if opt0 is not None:
-            warm_start(trainer, pruned, *opt0)
+            warm_start(trainer, pruned, *opt0)   # from the trained table
         sched = Scheduler(trainer, setup.engine, sp, every=cfg.structural.every, brake=setup.brake,
                           homeostasis_every=cfg.structural.homeostasis_every)
         ts, ac, sy, _ = _learn_curve(cfg, setup, pruned, sched, rc.prune_epochs, rc.evals_per_epoch, progress,

@@ -248,16 +248,55 @@ def test_recovery_refuses_and_resumes_cleanly(tiny_run):
         run(load_config(_cfg(lesion={"fraction": 0.3})), out, resume=True, progress=False)
 
 
+def _trained_store(out, tmp_path) -> Path:
+    """A learning store holding the run's trained tissue, with the learning config it was trained with."""
+    from tissue import save_tissue
+
+    fake = tmp_path / "trained.zarr"
+    zarr.create_group(fake, attributes={"status": "complete", "config": json.dumps(load_config(_cfg()).to_dict())})
+    save_tissue(load_tissue(out), fake)
+    return fake
+
+
+@pytest.mark.slow
+def test_oneshot_pruning_cuts_the_least_salient_share_then_fine_tunes(tiny_run, tmp_path):
+    """prune_mode = "oneshot": exactly the prune_target share of the synapses goes before any
+    learning, and it is the share of smallest |w| r_i r_j, with r the RMS rates at the free
+    fixed points of the training inputs (computed here from the engine, not the pruner);
+    fine-tuning then edits no synapse."""
+    from studies.learn import build_learning
+
+    out, _ = tiny_run
+    fake = _trained_store(out, tmp_path)
+    rc = {"arms": ["learn"], "mlp": False, "evals_per_epoch": 2, "trained": str(fake), "prune_target": 0.3,
+          "prune_mode": "oneshot", "prune_epochs": 1}
+    cfg = load_config(_cfg(recovery=rc, lesion={"curve_max": 0.0}, structural={"prune_by": "activity"}))
+    s = run(cfg, tmp_path / "os.zarr", progress=False)
+    trained, pruned = load_tissue(fake), load_tissue(tmp_path / "os.zarr", "pruned")
+    total = trained.syn.n_synapses
+    ds = open_run(tmp_path / "os.zarr")
+    left = ds.prune_synapses.values
+    assert pruned.syn.n_synapses == total - round(0.3 * total)
+    assert np.all(left == pruned.syn.n_synapses / total)          # all at once, none during fine-tuning
+    assert float(ds.prune_accuracy.values[0]) == s.figures["prune_oneshot_accuracy"]
+    setup = build_learning(cfg)
+    r = np.sqrt((setup.engine.settle(trained, inputs=setup.xtr).rates.astype(np.float64) ** 2).mean(0))
+    i, j, w = trained.syn.edges()
+    sal = np.abs(w.astype(np.float64)) * r[i] * r[j]
+    kept = {(a, b) for a, b, _ in zip(*pruned.syn.edges())}
+    gone = np.array([(a, b) not in kept for a, b in zip(i.tolist(), j.tolist())])
+    assert gone.sum() == round(0.3 * total)
+    assert sal[gone].max() <= sal[~gone].min() + 1e-6
+    pruned.syn.check()
+    ds.close()
+    with pytest.raises(ConfigError, match=r"\[recovery\] prune_mode"):
+        load_config(_cfg(recovery={"prune_mode": "all"}))
+
+
 @pytest.mark.slow
 def test_trained_store_is_loaded_or_refused(tiny_run, tmp_path):
     out, _ = tiny_run
-    # a learning store holding the run's trained tissue, with the learning config it was trained with
-    fake = tmp_path / "trained.zarr"
-    from tissue import save_tissue
-
-    cfg = load_config(_cfg())
-    zarr.create_group(fake, attributes={"status": "complete", "config": json.dumps(cfg.to_dict())})
-    save_tissue(load_tissue(out), fake)
+    fake = _trained_store(out, tmp_path)
     quick = {"arms": ["learn"], "mlp": False, "prune_target": 0.0, "evals_per_epoch": 1,
              "trained": str(tmp_path / "trained.zarr")}
     c2 = load_config(_cfg(recovery=quick, lesion={"curve_max": 0.0}))

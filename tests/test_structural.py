@@ -391,5 +391,13 @@ def test_activity_pruning_takes_the_synapses_that_move_no_fixed_point():
     t_w, gone_w = pruned("weight")
     assert not gone_w & harmless                  # |w| = 0.6 is the largest weight: kept
     assert np.abs(eng.settle(t_w, inputs=x).state - free.state).max() > 1e-2
+    # one-shot (prune_least): no |dw| observed, so nothing is silent yet, but the ranking alone cuts
+    t3 = t.copy()
+    sp = StructuralPlasticity(prune_by="activity", prune_budget=len(harmless) + 5)
+    sp.observe_rates(t3, free.rates)
+    assert sp.prune_silent(t3) == 0
+    assert sp.prune_least(t3, len(harmless)) == len(harmless) and sp.prune_budget == 5
+    assert {p for p in _table_dict(t) if p[0] < p[1]} - {p for p in _table_dict(t3) if p[0] < p[1]} == harmless
+    assert np.abs(eng.settle(t3, inputs=x).state - free.state).max() < 1e-4
     with pytest.raises(ValueError, match="prune_by"):
         StructuralPlasticity(prune_by="size")
