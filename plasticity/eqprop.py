@@ -205,8 +205,21 @@ class EqProp:
         if int(self.batch_size) < 1:
             raise ValueError(f"EqProp batch_size must be >= 1, got {self.batch_size!r}")
         self._state = {}
+        self._neuron_lr = None      # per-neuron learning-rate factors (set_neuron_lr)
 
     # ----------------------------------------------------------- set-up
+    def set_neuron_lr(self, factors) -> None:
+        """Per-neuron learning-rate factors ``(N,)`` (None: all 1): neuron i's bias learns
+        with ``factors[i]`` times the rate, and synapse ``i - j`` with ``max(factors[i],
+        factors[j])`` times it (after Adam's normalisation, like ``depth_lr``). Used for the
+        heightened plasticity of newborn neurons (:class:`plasticity.structural.StructuralPlasticity`
+        ``birth_lr``)."""
+        if factors is not None:
+            factors = np.asarray(factors, dtype=np.float64)
+            if factors.ndim != 1 or not np.all(np.isfinite(factors)) or np.any(factors < 0):
+                raise ValueError("EqProp.set_neuron_lr: factors must be a 1-D array of finite numbers >= 0")
+        self._neuron_lr = factors
+        self.invalidate()
     def _prepare(self, tissue):
         """Per-slot and per-neuron learning-rate scales, cached per table *layout*.
 
@@ -218,18 +231,27 @@ class EqProp:
         the per-neuron ones are reset where a neuron died or was born.
         """
         nbr = tissue.syn.nbr
+        f = self._neuron_lr
+        if f is not None and len(f) != tissue.n:
+            raise ValueError(f"EqProp: {len(f)} per-neuron learning-rate factors for a tissue of {tissue.n} voxels")
         key = (id(tissue), tissue.syn.width, tissue.n, zlib.crc32(np.ascontiguousarray(nbr)),
-               zlib.crc32(np.ascontiguousarray(tissue.alive)))
+               zlib.crc32(np.ascontiguousarray(tissue.alive)),
+               None if f is None else zlib.crc32(np.ascontiguousarray(f)))
         st = self._state
         if st.get("key") == key:
             return
         depth = depth_from_output(tissue)
         j = np.where(nbr >= 0, nbr, 0)
         dsyn = 0.5 * (depth[:, None] + depth[j])
+        slot_scale = np.where(nbr >= 0, self.depth_lr ** dsyn, 0.0)
+        bias_scale = np.where(tissue.role == INPUT, 0.0, self.depth_lr ** depth) * tissue.alive
+        if f is not None:
+            slot_scale = slot_scale * np.maximum(f[:, None], f[j])
+            bias_scale = bias_scale * f
         scales = {
             "key": key,
-            "slot_scale": np.where(nbr >= 0, self.depth_lr ** dsyn, 0.0),
-            "bias_scale": np.where(tissue.role == INPUT, 0.0, self.depth_lr ** depth) * tissue.alive,
+            "slot_scale": slot_scale,
+            "bias_scale": bias_scale,
             "nbr": nbr.copy(), "alive": tissue.alive.copy(),
         }
         if st.get("key") is not None and st["key"][0] == id(tissue) and st["nbr"].shape[0] == tissue.n:

@@ -143,6 +143,13 @@ class StructuralPlasticity:
         Neurons born per step at most.
     birth_weight : float
         New neurons' weights are uniform in ``[-birth_weight, birth_weight]``.
+    birth_lr : float >= 1
+        Heightened plasticity of newborn neurons (as adult-born neurons in the
+        hippocampus, whose synapses potentiate more readily for weeks): a newborn's
+        synapses and bias learn with ``birth_lr`` times the rate at birth, falling
+        linearly to 1 over ``juvenile_steps`` structural steps (given to a trainer
+        with ``set_neuron_lr``, :meth:`plasticity.EqProp.set_neuron_lr`). 1: off.
+    juvenile_steps : int >= 1
     dw_decay, nudge_decay : float in [0, 1)
         Decay of the running averages (``a <- decay * a + (1 - decay) * x``).
     seed : int
@@ -175,6 +182,8 @@ class StructuralPlasticity:
     birth_quantile: float = 0.5
     birth_max: int = 8
     birth_weight: float = 0.05
+    birth_lr: float = 1.0
+    juvenile_steps: int = 10
     dw_decay: float = 0.9
     nudge_decay: float = 0.5
     seed: int = 0
@@ -194,6 +203,10 @@ class StructuralPlasticity:
             v = getattr(self, key)
             if not (isinstance(v, (int, np.integer)) and v >= 0):
                 raise ValueError(f"StructuralPlasticity {key} must be an integer >= 0, got {v!r}")
+        if not (isinstance(self.birth_lr, (int, float)) and np.isfinite(self.birth_lr) and self.birth_lr >= 1):
+            raise ValueError(f"StructuralPlasticity birth_lr must be a finite number >= 1, got {self.birth_lr!r}")
+        if not (isinstance(self.juvenile_steps, (int, np.integer)) and self.juvenile_steps >= 1):
+            raise ValueError(f"StructuralPlasticity juvenile_steps must be an integer >= 1, got {self.juvenile_steps!r}")
         if self.prune_by not in PRUNE_BY:
             raise ValueError(f"StructuralPlasticity prune_by must be one of {PRUNE_BY}, got {self.prune_by!r}")
         self._rng = np.random.default_rng(self.seed)
@@ -396,7 +409,20 @@ class StructuralPlasticity:
         if any(out.values()) and trainer is not None and hasattr(trainer, "invalidate"):
             trainer.invalidate()
         self.steps += 1
+        if self.birth_lr != 1 and trainer is not None and hasattr(trainer, "set_neuron_lr") and self.born is not None:
+            trainer.set_neuron_lr(self.juvenile_factors())
         return out
+
+    def juvenile_factors(self) -> np.ndarray | None:
+        """Per-neuron learning-rate factors of the newborns' heightened plasticity, for the
+        steps taken so far: ``1 + (birth_lr - 1) * max(0, 1 - age / juvenile_steps)`` with
+        ``age`` the structural steps since birth (1 for a neuron born in the last step); 1 for
+        every other neuron. None before any birth."""
+        if self.born is None:
+            return None
+        age = self.steps - self.born
+        young = np.clip(1.0 - (age - 1) / self.juvenile_steps, 0.0, 1.0)
+        return np.where(self.born >= 0, 1.0 + (self.birth_lr - 1.0) * young, 1.0)
 
 
 # ------------------------------------------------------------------ the clocks

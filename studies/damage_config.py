@@ -71,6 +71,11 @@ class StructuralConfig:
                                   lo=0, hi=1)
     birth_max: int = param("int", "neurons born per structural step at most", 8, lo=0)
     birth_weight: float = param("float", "new neurons' weights uniform in [-w, w]", 0.05, lo=0)
+    birth_lr: float = param("float", "heightened plasticity of newborns: their synapses and bias learn with "
+                            "this many times the rate at birth, falling linearly to 1 over juvenile_steps "
+                            "structural steps (1: off)", 1.0, lo=1)
+    juvenile_steps: int = param("int", "structural steps over which a newborn's birth_lr falls back to 1", 10,
+                                lo=1)
     nudge_decay: float = param("float", "decay of the running nudge per structural step", 0.5, lo=0, hi=1)
     dw_decay: float = param("float", "decay of the running |dw| per batch", 0.9, lo=0, hi=1)
 
@@ -104,6 +109,9 @@ class RecoveryConfig:
     prune_target: float = param("float", "pruning experiment on the trained tissue: share of the synapses "
                                 "to remove (0: skip it)", 0.0, lo=0, hi=0.95)
     prune_epochs: int = param("int", "epochs of learning while pruning to prune_target", 2, lo=1)
+    replicate: int = param("int", "replicate of the recovery and pruning: another number draws other seeds for "
+                           "their trainers' mini-batch order and the structural rules, while the trained tissue and "
+                           "the lesion stay those of seed (0: the seeds of seed itself)", 0, lo=0)
     prune_mode: str = param("choice", "gradual: silent synapses ([structural] prune_*) go every "
                             "[structural] every batches while the tissue learns, up to prune_target; oneshot: "
                             "the prune_target share of smallest saliency ([structural] prune_by; rates from "

@@ -94,7 +94,7 @@ from tissue.records import _jsonable, package_version
 __all__ = ["apply_lesion", "demo_step", "epochs_to_reach", "load_trained", "plot_damage_curve",
            "plot_recovery", "recovered_share", "run_recovery"]
 
-_LESION, _STRUCT, _RECOVER = 51, 52, 53   # derived-seed tags
+_LESION, _STRUCT, _RECOVER, _REPLICATE = 51, 52, 53, 54   # derived-seed tags
 
 
 # ------------------------------------------------------------------ pieces
@@ -200,6 +200,15 @@ def training_rates(setup, tissue, batch: int = 128) -> np.ndarray:
                            for lo in range(0, len(setup.xtr), batch)])
 
 
+def _stream(cfg, *tags) -> int:
+    """The seed of a recovery stream (trainer order, structural rules): that of ``cfg.seed``, or for
+    ``[recovery] replicate`` r > 0 an independent one of the same seed."""
+    from .run import derived_seed
+
+    r = cfg.recovery.replicate
+    return derived_seed(cfg.seed, *tags) if r == 0 else derived_seed(cfg.seed, _REPLICATE, r, *tags)
+
+
 def _accuracy(setup, tissue) -> float:
     return float(setup.trainer.evaluate(tissue, setup.engine, setup.xte, setup.task.y_test)["accuracy"])
 
@@ -232,7 +241,7 @@ def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
         grow=full, grow_radius=s.grow_radius, grow_quantile=s.grow_quantile, grow_max=s.grow_max,
         grow_weight=s.grow_weight, neurogenesis=True, birth_radius=s.birth_radius,
         birth_quantile=s.birth_quantile, birth_max=s.birth_max, birth_weight=s.birth_weight,
-        nudge_decay=s.nudge_decay, seed=seed)
+        birth_lr=s.birth_lr, juvenile_steps=s.juvenile_steps, nudge_decay=s.nudge_decay, seed=seed)
 
 
 def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, progress: bool, label: str,
@@ -366,8 +375,8 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     recovered = {}
     for a, arm in enumerate(tissue_arms):
         t = trained.copy() if arm == "control" else lesioned.copy()
-        sp = None if arm == "control" else _structural(cfg, arm, derived_seed(cfg.seed, _STRUCT, a))
-        trainer = _recovery_trainer(cfg, setup, derived_seed(cfg.seed, _RECOVER))
+        sp = None if arm == "control" else _structural(cfg, arm, _stream(cfg, _STRUCT, a))
+        trainer = _recovery_trainer(cfg, setup, _stream(cfg, _RECOVER))
         if opt0 is not None:
             warm_start(trainer, t, *opt0)
         sched = Scheduler(trainer, setup.engine, sp, every=cfg.structural.every, brake=setup.brake,
@@ -436,7 +445,7 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
                 say(f"  pruning: {total0 - pruned.syn.n_synapses} synapses removed at once: accuracy "
                     f"{figures['prune_oneshot_accuracy']:.4f}")
             sp = None        # then fine-tuning alone
-        trainer = _recovery_trainer(cfg, setup, derived_seed(cfg.seed, _RECOVER, 1))
+        trainer = _recovery_trainer(cfg, setup, _stream(cfg, _RECOVER, 1))
         if opt0 is not None:
             warm_start(trainer, pruned, *opt0)   # from the trained table
         sched = Scheduler(trainer, setup.engine, sp, every=cfg.structural.every, brake=setup.brake,

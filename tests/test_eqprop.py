@@ -244,6 +244,36 @@ def test_depth_learning_rates_scale_the_adam_step_exactly():
     np.testing.assert_allclose(step[moved], expect[moved], rtol=1e-5)
 
 
+def test_neuron_learning_rates_scale_the_adam_step_exactly():
+    # Adam's first step is +/- lr per synapse with a non-zero gradient; a synapse takes the larger
+    # of its two neurons' factors, a bias its own neuron's factor
+    t = column((4, 4, 6))
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 16))
+    labels = rng.integers(0, 4, 4)
+    w0, b0 = t.syn.w.copy(), t.bias.copy()
+    f = np.ones(t.n)
+    f[rng.choice(t.n, 10, replace=False)] = 7.0
+    ep = EqProp(beta=0.05, lr=1e-3, optimizer="adam")
+    ep.set_neuron_lr(f)
+    g, gb = ep.gradient(t, *ep.phases(t, TIGHT, x, labels))
+    ep.train_step(t, TIGHT, x, labels)
+    j = np.where(t.syn.nbr >= 0, t.syn.nbr, 0)
+    expect = 1e-3 * np.maximum(f[:, None], f[j]) * np.abs(g) / (np.abs(g) + 1e-8)
+    step = np.abs(t.syn.w - w0)
+    moved = step > 0
+    assert moved.sum() > 0.5 * (t.syn.nbr >= 0).sum() and (moved & (expect > 2e-3)).sum() > 10
+    np.testing.assert_allclose(step[moved], expect[moved], rtol=1e-5)
+    bstep = np.abs(t.bias - b0).astype(np.float64)
+    bmoved = bstep > 0
+    np.testing.assert_allclose(bstep[bmoved], (1e-3 * f * np.abs(gb) / (np.abs(gb) + 1e-8))[bmoved], rtol=1e-4)
+    with pytest.raises(ValueError, match="set_neuron_lr"):
+        ep.set_neuron_lr(-f)
+    ep.set_neuron_lr(np.ones(3))
+    with pytest.raises(ValueError, match="per-neuron learning-rate factors"):
+        ep.train_step(t, TIGHT, x, labels)
+
+
 def test_weight_decay_is_sgd_on_the_l2_penalised_loss():
     # with plain SGD, decoupled decay is gradient descent on L + wd/2 |w|^2: the step is
     # lr * (-dL/dw - wd * w), with -dL/dw the EqProp estimate of the same batch; weights stay symmetric

@@ -90,6 +90,8 @@ def test_defaults_fill_missing_sections():
     ({"recovery": {"optimizer": "rmsprop"}}, "[recovery] optimizer", '"sgd", "adam"'),
     ({"recovery": {"warm_optimizer": True, "optimizer": "sgd"}}, "[recovery] warm_optimizer", '"adam"'),
     ({"structural": {"prune_by": "size"}}, "[structural] prune_by", '"weight", "activity"'),
+    ({"structural": {"birth_lr": 0.5}}, "[structural] birth_lr", ">= 1"),
+    ({"recovery": {"prune_mode": "all"}}, "[recovery] prune_mode", '"gradual", "oneshot"'),
     ({"learning": None}, "[learning]", "is required with [task]"),
 ])
 def test_config_errors_name_the_key(sections, key, allowed):
@@ -289,8 +291,32 @@ def test_oneshot_pruning_cuts_the_least_salient_share_then_fine_tunes(tiny_run, 
     assert sal[gone].max() <= sal[~gone].min() + 1e-6
     pruned.syn.check()
     ds.close()
-    with pytest.raises(ConfigError, match=r"\[recovery\] prune_mode"):
-        load_config(_cfg(recovery={"prune_mode": "all"}))
+
+
+@pytest.mark.slow
+def test_replicates_share_the_lesion_and_draw_their_own_recovery(tiny_run, tmp_path):
+    """[recovery] replicate: the same trained tissue and lesion (same voxels, same A1), another
+    mini-batch order in the recovery (another curve); the same replicate twice is the same run."""
+    out, _ = tiny_run
+    fake = _trained_store(out, tmp_path)
+    rc = {"arms": ["learn"], "mlp": False, "prune_target": 0.0, "evals_per_epoch": 2, "control": False,
+          "trained": str(fake)}
+    runs = {}
+    for name, rep in (("a", 0), ("b", 1), ("c", 1)):
+        run(load_config(_cfg(recovery={**rc, "replicate": rep}, lesion={"curve_max": 0.0})), tmp_path / f"{name}.zarr",
+            progress=False)
+        runs[name] = open_run(tmp_path / f"{name}.zarr")
+    a, b, c = runs["a"], runs["b"], runs["c"]
+    np.testing.assert_array_equal(a.lesioned_by.values, b.lesioned_by.values)
+    assert float(a.accuracy.sel(arm="learn", epoch=0)) == float(b.accuracy.sel(arm="learn", epoch=0))
+    wa = load_tissue(tmp_path / "a.zarr", "recovered_learn").syn.w
+    wb = load_tissue(tmp_path / "b.zarr", "recovered_learn").syn.w
+    wc = load_tissue(tmp_path / "c.zarr", "recovered_learn").syn.w
+    assert np.abs(wa - wb).max() > 1e-4
+    np.testing.assert_array_equal(wb, wc)
+    np.testing.assert_array_equal(b.accuracy.values, c.accuracy.values)
+    for ds in runs.values():
+        ds.close()
 
 
 @pytest.mark.slow

@@ -285,6 +285,50 @@ def test_eqprop_follows_structural_edits():
     assert tr._state["key"][1] is not None and tr._state["t"] == 2
 
 
+def test_newborns_learn_faster_for_juvenile_steps():
+    """birth_lr: right after birth a newborn's synapses and bias move birth_lr times as far per Adam
+    step as an established neuron's, and the factor falls linearly to 1 over juvenile_steps
+    structural steps."""
+    t = _tissue((6, 6, 5))
+    kill_ball(t, (2.5, 2.5, 2.0), 1.8)
+    x, y = _task(t, n=8)
+    eng = Langevin(dt=0.5, tol=1e-5, max_steps=2000)
+    tr = EqProp(beta=0.1, lr=1e-3, optimizer="adam", batch_size=8)
+    sp = StructuralPlasticity(prune=False, grow=False, birth_quantile=0.0, birth_max=3, birth_lr=5.0,
+                              juvenile_steps=4, seed=0)
+    assert sp.juvenile_factors() is None
+    sp.step(t, tr, eng, x, y)                        # probe, then 3 births; the trainer is told
+    born = np.flatnonzero(sp.born >= 0)
+    assert len(born) == 3
+    f = np.where(np.isin(np.arange(t.n), born), 5.0, 1.0)
+    np.testing.assert_array_equal(sp.juvenile_factors(), f)
+    np.testing.assert_array_equal(tr._neuron_lr, f)
+    # the first Adam step is +/- factor * lr for every slot with a non-zero gradient
+    w0, b0 = t.syn.w.astype(np.float64).copy(), t.bias.astype(np.float64).copy()
+    g, gb = tr.gradient(t, *tr.phases(t, eng, x, y))
+    tr.train_step(t, eng, x, y)
+    j = np.where(t.syn.nbr >= 0, t.syn.nbr, 0)
+    touch = (f[:, None] > 1) | (f[j] > 1)
+    expect = 1e-3 * np.where(touch, 5.0, 1.0) * np.abs(g) / (np.abs(g) + 1e-8)
+    step = np.abs(t.syn.w - w0)
+    moved = step > 0
+    assert (moved & touch & (t.syn.nbr >= 0)).sum() > 20 and (moved & ~touch).sum() > 100
+    np.testing.assert_allclose(step[moved], expect[moved], rtol=1e-4)
+    bmoved = np.abs(t.bias - b0) > 0
+    assert bmoved[born].all()
+    np.testing.assert_allclose(np.abs(t.bias - b0)[bmoved], (1e-3 * f * np.abs(gb) / (np.abs(gb) + 1e-8))[bmoved],
+                               rtol=1e-3)
+    # linear fall to 1: 4, 3, 2, 1, then 1
+    seen = []
+    for _ in range(5):
+        sp.neurogenesis = False
+        sp.step(t, tr)
+        seen.append(tr._neuron_lr[born[0]])
+    np.testing.assert_allclose(seen, [4.0, 3.0, 2.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="birth_lr"):
+        StructuralPlasticity(birth_lr=0.5)
+
+
 def test_scheduler_clocks():
     t = _tissue()
     x, y = _task(t, n=40)
