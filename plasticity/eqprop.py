@@ -220,6 +220,7 @@ class EqProp:
                 raise ValueError("EqProp.set_neuron_lr: factors must be a 1-D array of finite numbers >= 0")
         self._neuron_lr = factors
         self.invalidate()
+
     def _prepare(self, tissue):
         """Per-slot and per-neuron learning-rate scales, cached per table *layout*.
 

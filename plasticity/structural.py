@@ -150,6 +150,7 @@ class StructuralPlasticity:
         linearly to 1 over ``juvenile_steps`` structural steps (given to a trainer
         with ``set_neuron_lr``, :meth:`plasticity.EqProp.set_neuron_lr`). 1: off.
     juvenile_steps : int >= 1
+        Structural steps over which a newborn's factor falls back to 1.
     dw_decay, nudge_decay : float in [0, 1)
         Decay of the running averages (``a <- decay * a + (1 - decay) * x``).
     seed : int
@@ -415,8 +416,9 @@ class StructuralPlasticity:
 
     def juvenile_factors(self) -> np.ndarray | None:
         """Per-neuron learning-rate factors of the newborns' heightened plasticity, for the
-        steps taken so far: ``1 + (birth_lr - 1) * max(0, 1 - age / juvenile_steps)`` with
-        ``age`` the structural steps since birth (1 for a neuron born in the last step); 1 for
+        steps taken so far: ``1 + (birth_lr - 1) * clip(1 - (age - 1) / juvenile_steps, 0, 1)``
+        with ``age`` the structural steps since birth (1 for a neuron born in the last step, so
+        it starts at ``birth_lr`` and is back at 1 after ``juvenile_steps`` more steps); 1 for
         every other neuron. None before any birth."""
         if self.born is None:
             return None
