@@ -316,7 +316,7 @@ class StructuralPlasticity:
         ``prune_by="activity"``) at once, whatever their running ``|dw|`` and with no
         ``prune_weight`` or ``prune_max`` bound: one-shot pruning, to be followed by
         fine-tuning. Returns how many were removed."""
-        i, k, j, aw = self._half_table(tissue)
+        i, _, j, aw = self._half_table(tissue)
         count = max(0, min(int(count), len(i)))
         return self._remove(tissue, i, j, np.argsort(aw, kind="stable")[:count])
 
