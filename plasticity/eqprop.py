@@ -156,6 +156,12 @@ class EqProp:
         shrinks by ``lr_t * weight_decay * w``, with ``lr_t`` the scheduled
         learning rate of the step. Local (each synapse sees only its own weight);
         it keeps weights small and units off the clip bounds. 0 switches it off.
+    average : float in [0, 1)
+        Polyak averaging: each synapse and bias also keeps a running average of
+        its own value, ``a <- average * a + (1 - average) * w`` after every
+        update (a slow, consolidated copy of a fast weight; local to the synapse).
+        :meth:`averaged` gives the tissue with the averages in place of the
+        weights. 0 switches it off.
     brake : LipschitzBrake, optional
         Homeostasis (:mod:`plasticity.homeostasis`): when a free phase stalls
         (a share ``brake.stall_fraction`` of its trials hits the step cap) or
@@ -184,6 +190,7 @@ class EqProp:
     jump_guard: float | None = None
     weight_clip: float | None = None
     weight_decay: float = 0.0
+    average: float = 0.0
     brake: object = None
     seed: int = 0
 
@@ -193,6 +200,7 @@ class EqProp:
             ("lr", self.lr, lambda v: v >= 0, ">= 0"),
             ("depth_lr", self.depth_lr, lambda v: v > 0, "> 0"),
             ("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0"),
+            ("average", self.average, lambda v: 0 <= v < 1, "in [0, 1)"),
         ):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and ok(val)):
                 raise ValueError(f"EqProp {key} must be a finite number {allowed}, got {val!r}")
@@ -265,6 +273,10 @@ class EqProp:
             for k in ("mb", "vb"):
                 if st.get(k) is not None:
                     st[k] = np.where(same, st[k], 0.0)
+            if st.get("ema_w") is not None:      # a new synapse's or neuron's average starts at its value
+                e = remap_slots(st["ema_w"], st["nbr"], nbr, fill=np.nan)
+                st["ema_w"] = np.where(np.isnan(e), tissue.syn.w, e)
+                st["ema_b"] = np.where(same, st["ema_b"], tissue.bias)
             st.update(scales)
             return
         self._state = {**scales, "m": None, "v": None, "mb": None, "vb": None, "t": 0, "particles": {}}
@@ -280,7 +292,7 @@ class EqProp:
         """The optimizer's arrays (``opt_*``), for a checkpoint."""
         st = self._state
         out = {"opt_t": np.array([st.get("t", 0), st.get("steps_done", 0)], dtype=np.int64)}
-        for k in ("m", "v", "mb", "vb"):
+        for k in ("m", "v", "mb", "vb", "ema_w", "ema_b"):
             if st.get(k) is not None:
                 out[f"opt_{k}"] = st[k]
         parts = st.get("particles") or {}
@@ -296,7 +308,7 @@ class EqProp:
         st = self._state
         if "opt_t" in arrays:
             st["t"], st["steps_done"] = (int(v) for v in arrays["opt_t"])
-        for k in ("m", "v", "mb", "vb"):
+        for k in ("m", "v", "mb", "vb", "ema_w", "ema_b"):
             if f"opt_{k}" in arrays:
                 st[k] = np.array(arrays[f"opt_{k}"])
         if "opt_particles" in arrays:
@@ -396,6 +408,25 @@ class EqProp:
         if self.weight_clip is not None:
             np.clip(w, -self.weight_clip, self.weight_clip, out=w)
         tissue.bias += (lr_b * gb).astype(tissue.bias.dtype)
+        if self.average:
+            a = self.average
+            if st.get("ema_w") is None or st["ema_w"].shape != w.shape:
+                st["ema_w"], st["ema_b"] = w.astype(np.float64), tissue.bias.astype(np.float64)
+            else:
+                st["ema_w"] = a * st["ema_w"] + (1 - a) * w
+                st["ema_b"] = a * st["ema_b"] + (1 - a) * tissue.bias
+
+    def averaged(self, tissue):
+        """A copy of ``tissue`` with the running averages of :attr:`average` in place of its
+        weights and biases (``tissue`` itself when nothing is averaged yet)."""
+        st = self._state
+        if not self.average or st.get("ema_w") is None:
+            return tissue
+        self._prepare(tissue)           # the averages follow any edit of the table
+        t = tissue.copy()
+        t.syn.w[...] = st["ema_w"].astype(t.syn.w.dtype)
+        t.bias[...] = np.where(t.alive, st["ema_b"], t.bias).astype(t.bias.dtype)
+        return t
 
     def train_step(self, tissue, engine: Langevin, x, y, index=None) -> StepReport:
         """One mini-batch: settle free, settle nudged, update. ``index`` (example ids)

@@ -109,6 +109,10 @@ class RecoveryConfig:
     prune_target: float = param("float", "pruning experiment on the trained tissue: share of the synapses "
                                 "to remove (0: skip it)", 0.0, lo=0, hi=0.95)
     prune_epochs: int = param("int", "epochs of learning while pruning to prune_target", 2, lo=1)
+    average: float = param("float", "Polyak averaging of the recovery and pruning: each weight and bias keeps a "
+                           "running average of itself (decay per batch; 0.95 averages over about 20 batches), "
+                           "and the accuracy is read, and the tissue kept, with the averages (0: off)", 0.0,
+                           lo=0, hi=0.999)
     replicate: int = param("int", "replicate of the recovery and pruning: another number draws other seeds for "
                            "their trainers' mini-batch order and the structural rules, while the trained tissue and "
                            "the lesion stay those of seed (0: the seeds of seed itself)", 0, lo=0)

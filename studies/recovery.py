@@ -221,7 +221,7 @@ def _recovery_trainer(cfg, setup, seed: int) -> EqProp:
                   persistent=lc.persistent,
                   nudged_steps=lc.nudged_steps, target_on=lc.target_on, target_off=lc.target_off, cost=lc.cost,
                   tau=lc.tau, schedule=cfg.recovery.schedule, lr_final=lc.lr_final, weight_clip=lc.weight_clip,
-                  weight_decay=lc.weight_decay,
+                  weight_decay=lc.weight_decay, average=cfg.recovery.average,
                   brake=setup.brake, seed=seed)
 
 
@@ -247,12 +247,14 @@ def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
 def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, progress: bool, label: str,
                  echo=None):
     """Train ``epochs`` epochs under ``sched``; returns ``(t, acc, synapses, neurons)`` lists,
-    measured at t = 0 and ``evals`` times per epoch (after batch ``round(k n_batches / evals)``)."""
+    measured at t = 0 and ``evals`` times per epoch (after batch ``round(k n_batches / evals)``).
+    With ``[recovery] average`` the accuracy is that of the averaged weights, and ``tissue`` ends
+    with them."""
     ts, acc, syn, neu = [], [], [], []
 
     def measure(t):
         ts.append(float(t))
-        acc.append(_accuracy(setup, tissue))
+        acc.append(_accuracy(setup, sched.trainer.averaged(tissue)))   # the tissue itself unless averaging
         syn.append(tissue.syn.n_synapses)
         neu.append(int(tissue.alive.sum()))
 
@@ -267,6 +269,9 @@ def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, 
                         epochs=epochs)
         if echo is not None:
             echo(f"  {label}: epoch {e + 1}: accuracy {acc[-1]:.4f}, synapses {syn[-1]}, neurons {neu[-1]}")
+    avg = sched.trainer.averaged(tissue)
+    if avg is not tissue:                 # keep the averaged tissue, the one that was measured
+        tissue.syn.w[...], tissue.bias[...] = avg.syn.w, avg.bias
     return ts, acc, syn, neu
 
 

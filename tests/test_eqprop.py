@@ -274,6 +274,42 @@ def test_neuron_learning_rates_scale_the_adam_step_exactly():
         ep.train_step(t, TIGHT, x, labels)
 
 
+def test_polyak_average_follows_its_recurrence_and_the_edits():
+    # a <- 0.6 a + 0.4 w after every step, started at the first step's weights; after an edit the
+    # kept synapses keep their averages and a new synapse's average starts at its weight
+    from tissue.lesions import cut_synapses
+
+    t = column((4, 4, 6))
+    rng = np.random.default_rng(3)
+    ep = EqProp(beta=0.05, lr=1e-2, optimizer="adam", average=0.6)
+    assert ep.averaged(t) is t                      # nothing averaged yet
+    ws, bs = [], []
+    for _ in range(3):
+        ep.train_step(t, TIGHT, rng.random((4, 16)), rng.integers(0, 4, 4))
+        ws.append(t.syn.w.astype(np.float64))
+        bs.append(t.bias.astype(np.float64))
+    expect_w = 0.6 * (0.6 * ws[0] + 0.4 * ws[1]) + 0.4 * ws[2]
+    expect_b = 0.6 * (0.6 * bs[0] + 0.4 * bs[1]) + 0.4 * bs[2]
+    avg = ep.averaged(t)
+    np.testing.assert_allclose(avg.syn.w, expect_w, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(avg.bias, expect_b, rtol=1e-6, atol=1e-7)
+    assert np.abs(avg.syn.w - t.syn.w).max() > 1e-4       # the tissue itself is left alone
+    np.testing.assert_array_equal(t.syn.w, ws[-1].astype(t.syn.w.dtype))
+    keyed = {(i, int(t.syn.nbr[i, k])): expect_w[i, k] for i in range(t.n) for k in range(t.syn.deg[i])}
+    cut_synapses(t, 0.3, seed=0)
+    a, b = 0, t.n - 1
+    t.syn.add(a, b, 0.123)
+    avg = ep.averaged(t)
+    for i in range(t.n):
+        for k in range(t.syn.deg[i]):
+            j = int(t.syn.nbr[i, k])
+            if (i, j) in keyed:
+                assert avg.syn.w[i, k] == pytest.approx(keyed[(i, j)], rel=1e-6, abs=1e-7)
+    assert avg.syn.w[a, avg.syn.slot(a, b)] == pytest.approx(0.123)
+    with pytest.raises(ValueError, match="average"):
+        EqProp(average=1.0)
+
+
 def test_weight_decay_is_sgd_on_the_l2_penalised_loss():
     # with plain SGD, decoupled decay is gradient descent on L + wd/2 |w|^2: the step is
     # lr * (-dL/dw - wd * w), with -dL/dw the EqProp estimate of the same batch; weights stay symmetric

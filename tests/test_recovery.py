@@ -92,6 +92,7 @@ def test_defaults_fill_missing_sections():
     ({"structural": {"prune_by": "size"}}, "[structural] prune_by", '"weight", "activity"'),
     ({"structural": {"birth_lr": 0.5}}, "[structural] birth_lr", ">= 1"),
     ({"recovery": {"prune_mode": "all"}}, "[recovery] prune_mode", '"gradual", "oneshot"'),
+    ({"recovery": {"average": 1.0}}, "[recovery] average", "in [0, 0.999]"),
     ({"learning": None}, "[learning]", "is required with [task]"),
 ])
 def test_config_errors_name_the_key(sections, key, allowed):
@@ -317,6 +318,29 @@ def test_replicates_share_the_lesion_and_draw_their_own_recovery(tiny_run, tmp_p
     np.testing.assert_array_equal(b.accuracy.values, c.accuracy.values)
     for ds in runs.values():
         ds.close()
+
+
+@pytest.mark.slow
+def test_averaged_recovery_keeps_the_tissue_it_measured(tiny_run, tmp_path):
+    """[recovery] average: the last accuracy of each arm is that of the tissue the run keeps (the
+    averaged one), which differs from the tissue the same run ends with unaveraged."""
+    from studies.learn import build_learning
+
+    out, _ = tiny_run
+    fake = _trained_store(out, tmp_path)
+    rc = {"arms": ["learn"], "mlp": False, "prune_target": 0.0, "evals_per_epoch": 2, "control": False,
+          "trained": str(fake)}
+    for name, avg in (("plain", 0.0), ("avg", 0.9)):
+        cfg = load_config(_cfg(recovery={**rc, "average": avg}, lesion={"curve_max": 0.0}))
+        run(cfg, tmp_path / f"{name}.zarr", progress=False)
+    setup = build_learning(cfg)
+    kept = load_tissue(tmp_path / "avg.zarr", "recovered_learn")
+    ds = open_run(tmp_path / "avg.zarr")
+    acc = setup.trainer.evaluate(kept, setup.engine, setup.xte, setup.task.y_test)["accuracy"]
+    assert float(ds.accuracy.sel(arm="learn").values[-1]) == pytest.approx(acc)
+    plain = load_tissue(tmp_path / "plain.zarr", "recovered_learn")
+    assert np.array_equal(plain.syn.nbr, kept.syn.nbr) and np.abs(plain.syn.w - kept.syn.w).max() > 1e-4
+    ds.close()
 
 
 @pytest.mark.slow
