@@ -1,0 +1,72 @@
+"""Figures of a damage sweep over replicates: mean, standard error, and paired differences.
+
+    python bench/replicate_stats.py SWEEP_DIR [SWEEP_DIR ...] --by recovery.average \\
+        --figures learn_recovered_epoch2,prune_loss_points
+
+Reads the finished job stores under each ``SWEEP_DIR/jobs``, groups them by the config key
+``--by`` (dotted, e.g. ``recovery.average``), and prints for each group and each job figure
+(the stores' root attributes, as ``tissue sweep`` writes them) the mean over the runs, its
+standard error and the mean per seed; then, for every group after the first, the difference
+to the first group paired by (seed, replicate): mean, standard error and how many pairs are
+positive. Runs are identified by ``seed`` and ``[recovery] replicate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+
+import numpy as np
+
+
+def _get(cfg: dict, dotted: str):
+    v = cfg
+    for part in dotted.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return v
+
+
+def main(argv=None):
+    import zarr
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("sweeps", nargs="+")
+    ap.add_argument("--by", required=True, help="config key that tells the groups apart (dotted)")
+    ap.add_argument("--figures", required=True, help="comma-separated job figures")
+    a = ap.parse_args(argv)
+    names = a.figures.split(",")
+    groups: dict = {}
+    for d in a.sweeps:
+        for p in sorted(glob.glob(f"{d}/jobs/*.zarr")):
+            attrs = dict(zarr.open_group(p, mode="r").attrs)
+            if attrs.get("status") != "complete":
+                continue
+            cfg = attrs["config"] if isinstance(attrs["config"], dict) else json.loads(attrs["config"])
+            run = (cfg["seed"], _get(cfg, "recovery.replicate") or 0)
+            groups.setdefault(_get(cfg, a.by), {})[run] = attrs
+    keys = sorted(groups, key=lambda k: (k is None, k))
+    for name in names:
+        print(f"{name}:")
+        for k in keys:
+            runs = {r: v[name] for r, v in groups[k].items() if v.get(name) is not None}
+            x = np.array(list(runs.values()), dtype=float)
+            if len(x) == 0:
+                continue
+            se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan
+            seeds = sorted({s for s, _ in runs})
+            per = " / ".join(f"{np.mean([v for (s, _), v in runs.items() if s == q]):.4g}" for q in seeds)
+            print(f"  {a.by} = {k}: {x.mean():.4g} (s.e. {se:.2g}, {len(x)} runs; per seed {per})")
+        base = {r: v[name] for r, v in groups[keys[0]].items() if v.get(name) is not None}
+        for k in keys[1:]:
+            other = {r: v[name] for r, v in groups[k].items() if v.get(name) is not None}
+            both = sorted(set(base) & set(other))
+            if len(both) < 2:
+                continue
+            d = np.array([other[r] - base[r] for r in both], dtype=float)
+            print(f"  {k} - {keys[0]}, paired over {len(both)} runs: {d.mean():+.4g} "
+                  f"(s.e. {d.std(ddof=1) / np.sqrt(len(d)):.2g}; positive in {(d > 0).sum()})")
+
+
+if __name__ == "__main__":
+    main()
