@@ -21,8 +21,6 @@ over ``structural.birth_lr``, ``recovery.replicate`` and ``seed``), groups them 
 from __future__ import annotations
 
 import argparse
-import glob
-import json
 import sys
 from pathlib import Path
 
@@ -38,8 +36,8 @@ def _first(t, acc, level):
 
 def main(argv=None):
     import xarray as xr
-    import zarr
 
+    from studies.sweep import finished_jobs
     from tissue import load_tissue
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,11 +45,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     groups = {}
     for d in a.sweeps:
-        for p in sorted(glob.glob(f"{d}/jobs/*.zarr")):
-            attrs = dict(zarr.open_group(p, mode="r").attrs)
-            if attrs.get("status") != "complete":
-                continue
-            cfg = attrs["config"] if isinstance(attrs["config"], dict) else json.loads(attrs["config"])
+        for p, attrs, cfg in finished_jobs(d):
             ds = xr.open_zarr(p, consolidated=False)
             if not {"learn", "neurogenesis"} <= set(ds.arm.values):
                 continue

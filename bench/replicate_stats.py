@@ -14,10 +14,12 @@ positive. Runs are identified by ``seed`` and ``[recovery] replicate``.
 from __future__ import annotations
 
 import argparse
-import glob
-import json
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _get(cfg: dict, dotted: str):
@@ -28,7 +30,7 @@ def _get(cfg: dict, dotted: str):
 
 
 def main(argv=None):
-    import zarr
+    from studies.sweep import finished_jobs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweeps", nargs="+")
@@ -38,11 +40,7 @@ def main(argv=None):
     names = a.figures.split(",")
     groups: dict = {}
     for d in a.sweeps:
-        for p in sorted(glob.glob(f"{d}/jobs/*.zarr")):
-            attrs = dict(zarr.open_group(p, mode="r").attrs)
-            if attrs.get("status") != "complete":
-                continue
-            cfg = attrs["config"] if isinstance(attrs["config"], dict) else json.loads(attrs["config"])
+        for _path, attrs, cfg in finished_jobs(d):
             run = (cfg["seed"], _get(cfg, "recovery.replicate") or 0)
             groups.setdefault(_get(cfg, a.by), {})[run] = attrs
     keys = sorted(groups, key=lambda k: (k is None, k))

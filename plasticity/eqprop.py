@@ -226,8 +226,7 @@ class EqProp:
             factors = np.asarray(factors, dtype=np.float64)
             if factors.ndim != 1 or not np.all(np.isfinite(factors)) or np.any(factors < 0):
                 raise ValueError("EqProp.set_neuron_lr: factors must be a 1-D array of finite numbers >= 0")
-        self._neuron_lr = factors
-        self.invalidate()
+        self._neuron_lr = factors      # the cache key holds its checksum: a change rebuilds the scales
 
     def _prepare(self, tissue):
         """Per-slot and per-neuron learning-rate scales, cached per table *layout*.

@@ -66,8 +66,8 @@ import numpy as np
 from .config import ConfigError, RunConfig, _check, _Key, _fmt, load_config
 from .run import RunRefused
 
-__all__ = ["GridDim", "Job", "SweepError", "SweepSpec", "SweepSummary", "combine", "jobs", "load_sweep",
-           "local_cluster", "run_sweep", "table"]
+__all__ = ["GridDim", "Job", "SweepError", "SweepSpec", "SweepSummary", "combine", "finished_jobs", "jobs",
+           "load_sweep", "local_cluster", "run_sweep", "table"]
 
 TOP_KEYS = ("base", "grid", "overrides", "dims")
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
@@ -411,6 +411,20 @@ def jobs(spec) -> list[Job]:
 
 def job_path(out, job: Job) -> Path:
     return Path(out) / "jobs" / f"{job.name}.zarr"
+
+
+def finished_jobs(out) -> list[tuple[Path, dict, dict]]:
+    """Every complete job store of the sweep directory ``out``, by name: ``(path, root attributes,
+    config)`` (for reading figures across sweeps, e.g. ``bench/replicate_stats.py``)."""
+    import zarr
+
+    found = []
+    for path in sorted((Path(out) / "jobs").glob("*.zarr")):
+        attrs = dict(zarr.open_group(path, mode="r").attrs)
+        if attrs.get("status") == "complete":
+            cfg = attrs.get("config")
+            found.append((path, attrs, json.loads(cfg) if isinstance(cfg, str) else cfg))
+    return found
 
 
 # ------------------------------------------------------------------ running

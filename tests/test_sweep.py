@@ -132,6 +132,23 @@ def test_sweep_completes_with_every_result_once(finished):
     ds.close()
 
 
+def test_finished_jobs_lists_each_complete_store_once(finished, tmp_path):
+    from studies.sweep import finished_jobs
+
+    spec, out, _, _ = finished
+    found = finished_jobs(out)
+    assert [p.name for p, _, _ in found] == sorted(f"{j.name}.zarr" for j in spec.jobs)
+    for p, attrs, cfg in found:
+        job = next(j for j in spec.jobs if f"{j.name}.zarr" == p.name)
+        assert attrs["status"] == "complete" and cfg["seed"] == job.coords["seed"]
+    # an unfinished store is left out
+    import zarr
+
+    d = tmp_path / "part"
+    zarr.create_group(d / "jobs" / "a.zarr", attributes={"status": "running", "config": "{}"})
+    assert finished_jobs(d) == []
+
+
 def test_rerun_does_no_work(finished, capsys):
     spec, out, _, _ = finished
     before = _mtimes(out / "jobs")
