@@ -51,6 +51,7 @@ from .readout import one_hot_targets
 INITS = ("rest", "random", "given")
 
 __all__ = ["DreamResult", "GenerativeTrainer", "dream", "dream_view", "face_to_images", "parse_schedule",
+           "style_clamps",
            "role_view"]
 
 
@@ -333,14 +334,20 @@ class GenerativeTrainer:
             self._opt._prepare(dview)
         return self._views[1:]
 
-    def train_step(self, tissue, x, y) -> dict:
-        """One mini-batch: images ``x`` (``(B, n_inputs)``, clamped values) and labels ``y``.
-        Returns ``dict(data_energy, dream_energy)`` (batch means)."""
+    def train_step(self, tissue, x, y, clamp=None) -> dict:
+        """One mini-batch: images ``x`` (``(B, n_inputs)``, clamped values) and labels ``y``;
+        ``clamp`` (``(B, n_outputs)``, optional) replaces the one-hot output targets (e.g. the
+        style codes of :func:`style_clamps`). Returns ``dict(data_energy, dream_energy)`` (batch means)."""
         data, dview, inp, out = self._setup(tissue)
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         y = np.asarray(y).astype(np.int64)
         b = len(y)
-        Y = one_hot_targets(y, tissue)
+        if clamp is None:
+            Y = one_hot_targets(y, tissue)
+        else:
+            Y = np.atleast_2d(np.asarray(clamp, dtype=np.float64))
+            if Y.shape != (b, len(out)):
+                raise ValueError(f"clamp must have shape ({b}, {len(out)}), got {Y.shape}")
         full = np.zeros((b, tissue.n))
         full[:, inp] = x
         full[:, out] = Y
@@ -364,10 +371,14 @@ class GenerativeTrainer:
         return {"data_energy": float(pos.energy.mean()), "dream_energy": float(neg.energy.mean())}
 
     def fit_epoch(self, tissue, x, y, epoch: int = 0, classifier: EqProp | None = None,
-                  engine: Langevin | None = None, progress: bool = False) -> dict:
+                  engine: Langevin | None = None, progress: bool = False, clamp=None,
+                  classify_clamp: bool = False) -> dict:
         """One pass over ``(x, y)`` in a seeded order; with ``classifier`` (an :class:`EqProp`
         and its ``engine``), every generative step is followed by a discriminative step on the
-        same mini-batch, so the tissue keeps classifying while it learns to dream."""
+        same mini-batch, so the tissue keeps classifying while it learns to dream. ``clamp``
+        (``(n, n_outputs)``, optional): each example's output clamp of the generative step;
+        the classifier keeps the one-hot class targets, or nudges towards ``clamp`` too with
+        ``classify_clamp``."""
         if classifier is not None and engine is None:
             raise ValueError("fit_epoch with a classifier needs its engine")
         order = np.random.default_rng([self.seed, 7, epoch]).permutation(len(x))
@@ -379,11 +390,13 @@ class GenerativeTrainer:
         de, ne, correct = [], [], 0
         for lo in range(0, len(x) - self.batch_size + 1, self.batch_size):
             idx = order[lo:lo + self.batch_size]
-            rep = self.train_step(tissue, x[idx], y[idx])
+            rep = self.train_step(tissue, x[idx], y[idx], None if clamp is None else clamp[idx])
             de.append(rep["data_energy"])
             ne.append(rep["dream_energy"])
             if classifier is not None:
-                correct += classifier.train_step(tissue, engine, x[idx], y[idx]).correct
+                correct += classifier.train_step(tissue, engine, x[idx], y[idx],
+                                                 target=None if not classify_clamp or clamp is None
+                                                 else clamp[idx]).correct
             if bar is not None:
                 bar.update(len(idx))
         if bar is not None:
@@ -391,6 +404,36 @@ class GenerativeTrainer:
         n = (len(x) // self.batch_size) * self.batch_size
         return {"data_energy": float(np.mean(de)), "dream_energy": float(np.mean(ne)),
                 "train_accuracy": correct / n if classifier is not None else float("nan")}
+
+
+def style_clamps(tissue, styles: int, on: float = 1.0, off: float = 0.0, sibling: float | None = None) -> np.ndarray:
+    """Output clamps ``(n_groups, styles, n_outputs)`` that code a class *and* a style.
+
+    The voxels of each class's output group (in ``tissue.region("output")`` order) are
+    dealt in turn to ``styles`` subsets; the clamp of ``(c, k)`` holds subset ``k`` of
+    group ``c`` at ``on``, the rest of group ``c`` at ``sibling`` (default ``off``) and every
+    other output voxel at ``off``. With ``styles = 1`` it is the one-hot class target. A
+    classifier still reads the class as the group with the highest mean rate.
+    """
+    out = tissue.region("output")
+    if len(out) == 0:
+        raise ValueError("the tissue has no output region")
+    styles = int(styles)
+    g = tissue.group[out].astype(np.int64)
+    n_groups = int(g.max()) + 1
+    if styles < 1 or np.bincount(g, minlength=n_groups).min() < styles:
+        raise ValueError(f"styles must be an integer in [1, {np.bincount(g, minlength=n_groups).min()}] "
+                         f"(the smallest output group's voxels), got {styles!r}")
+    rank = np.empty(len(out), dtype=np.int64)
+    for c in range(n_groups):
+        idx = np.flatnonzero(g == c)
+        rank[idx] = np.arange(len(idx)) % styles
+    Y = np.full((n_groups, styles, len(out)), float(off))
+    for c in range(n_groups):
+        for k in range(styles):
+            Y[c, k, g == c] = float(off if sibling is None else sibling)
+            Y[c, k, (g == c) & (rank == k)] = float(on)
+    return Y
 
 
 def labels_of(tissue) -> np.ndarray:

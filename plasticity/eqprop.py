@@ -315,8 +315,17 @@ class EqProp:
                                                                     arrays["opt_particles"])}
 
     # ----------------------------------------------------------- one step
-    def cost_for(self, tissue, y):
-        """``(target, cost)`` for :meth:`dynamics.Langevin.settle` for labels ``y``."""
+    def cost_for(self, tissue, y, target=None):
+        """``(target, cost)`` for :meth:`dynamics.Langevin.settle` for labels ``y``; ``target``
+        (``(B, n_outputs)``, squared cost only) replaces the one-hot class targets."""
+        if target is not None:
+            if self.cost != "squared":
+                raise ValueError(f"explicit targets need cost='squared', not {self.cost!r}")
+            target = np.atleast_2d(np.asarray(target, dtype=np.float64))
+            n_out = len(tissue.region("output"))
+            if target.shape != (len(np.atleast_1d(y)), n_out):
+                raise ValueError(f"target must have shape ({len(np.atleast_1d(y))}, {n_out}), got {target.shape}")
+            return target, None
         target = one_hot_targets(y, tissue, self.target_on, self.target_off)
         if self.cost == "squared":
             return target, None
@@ -327,10 +336,10 @@ class EqProp:
             return None, GroupSquared(g, y, n, self.target_on, self.target_off)
         return None, GroupCrossEntropy(g, y, n, self.tau)
 
-    def phases(self, tissue, engine: Langevin, x, y, init=None):
+    def phases(self, tissue, engine: Langevin, x, y, init=None, target=None):
         """Settle free and nudged: returns ``(free, plus, minus)`` SettleResults
-        (``minus`` is the free result again when one-sided)."""
-        target, cost = self.cost_for(tissue, y)
+        (``minus`` is the free result again when one-sided); ``target`` as :meth:`cost_for`."""
+        target, cost = self.cost_for(tissue, y, target)
         free = engine.settle(tissue, inputs=x, init=init, target=target, beta=0.0, cost=cost)
         steps = self.nudged_steps
         plus = engine.settle(tissue, inputs=x, init=free.state, target=target, beta=self.beta, steps=steps,
@@ -342,12 +351,12 @@ class EqProp:
             minus = free
         return free, plus, minus
 
-    def _braked_phases(self, tissue, engine, x, y, init):
+    def _braked_phases(self, tissue, engine, x, y, init, target=None):
         brake = self.brake
         when = self._state["steps_done"]
         for attempt in range(3):
             try:
-                free, plus, minus = self.phases(tissue, engine, x, y, init=init)
+                free, plus, minus = self.phases(tissue, engine, x, y, init=init, target=target)
             except SimulationDiverged:
                 if brake is None or brake.check(tissue, when=when, reason="diverged") is None:
                     raise
@@ -357,7 +366,7 @@ class EqProp:
                 if brake.check(tissue, when=when, reason="stalled", states=stuck) is not None:
                     continue
             return free, plus, minus
-        return self.phases(tissue, engine, x, y, init=init)
+        return self.phases(tissue, engine, x, y, init=init, target=target)
 
     def kept(self, free, plus, minus) -> np.ndarray:
         """Examples whose nudged states stayed near their free state (see ``jump_guard``)."""
@@ -427,16 +436,18 @@ class EqProp:
         t.bias[...] = np.where(t.alive, st["ema_b"], t.bias).astype(t.bias.dtype)
         return t
 
-    def train_step(self, tissue, engine: Langevin, x, y, index=None) -> StepReport:
+    def train_step(self, tissue, engine: Langevin, x, y, index=None, target=None) -> StepReport:
         """One mini-batch: settle free, settle nudged, update. ``index`` (example ids)
-        enables persistent particles."""
+        enables persistent particles; ``target`` (``(B, n_outputs)``, optional) nudges the
+        output towards these rates instead of the one-hot class targets (e.g. a teacher's
+        output, or class-and-style codes); ``correct`` still counts the class of ``y``."""
         self._prepare(tissue)
         init = None
         parts = self._state["particles"]
         if self.persistent and index is not None and all(int(k) in parts for k in index):
             init = np.stack([parts[int(k)] for k in index])
         self._state["steps_done"] = self._state.get("steps_done", 0) + 1
-        free, plus, minus = self._braked_phases(tissue, engine, x, y, init)
+        free, plus, minus = self._braked_phases(tissue, engine, x, y, init, target)
         if self.persistent and index is not None:
             for k, s in zip(index, free.state):
                 parts[int(k)] = s.copy()
@@ -472,9 +483,10 @@ class EqProp:
         return self.lr_final + (1 - self.lr_final) * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
 
     def fit_epoch(self, tissue, engine: Langevin, x, y, epoch: int = 0, progress: bool = False,
-                  epochs: int | None = None) -> dict:
+                  epochs: int | None = None, targets=None) -> dict:
         """One pass over ``(x, y)`` in a seeded random order (``epochs``: the length of
-        the schedule, see :meth:`lr_scale`)."""
+        the schedule, see :meth:`lr_scale`); ``targets`` (``(n, n_outputs)``, optional): each
+        example's output target instead of its one-hot class (see :meth:`train_step`)."""
         self._prepare(tissue)
         self._state["lr_scale"] = self.lr_scale(epoch, epochs)
         rng = np.random.default_rng([self.seed, epoch])
@@ -488,7 +500,8 @@ class EqProp:
         t0 = time.perf_counter()
         for lo in range(0, len(x), self.batch_size):
             idx = order[lo:lo + self.batch_size]
-            rep = self.train_step(tissue, engine, x[idx], y[idx], index=idx)
+            rep = self.train_step(tissue, engine, x[idx], y[idx], index=idx,
+                                  target=None if targets is None else targets[idx])
             loss += rep.loss * len(idx)
             correct += rep.correct
             if bar is not None:

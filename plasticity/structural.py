@@ -471,11 +471,12 @@ class Scheduler:
                 raise ValueError(f"Scheduler {key} must be an integer >= 1, got {v!r}")
 
     def fit_epoch(self, tissue, x, y, epoch: int = 0, progress: bool = False, callback=None,
-                  epochs: int | None = None) -> dict:
+                  epochs: int | None = None, targets=None) -> dict:
         """One pass over ``(x, y)`` in the trainer's seeded order (as :meth:`EqProp.fit_epoch`; the
         trainer's learning-rate schedule runs over ``epochs``, constant when None), with the
         structural and homeostatic clocks. ``callback(batches_done, n_batches)`` is called after
-        every batch."""
+        every batch; ``targets`` (``(n, n_outputs)``, optional) replace the one-hot class targets
+        (e.g. a teacher's output rates)."""
         tr = self.trainer
         tr._prepare(tissue)
         tr._state["lr_scale"] = tr.lr_scale(epoch, epochs)
@@ -492,7 +493,8 @@ class Scheduler:
         for b, lo in enumerate(range(0, len(x), tr.batch_size)):
             idx = order[lo:lo + tr.batch_size]
             w_before = tissue.syn.w.astype(np.float64) if self.structural is not None else None
-            rep = tr.train_step(tissue, self.engine, x[idx], y[idx], index=idx)
+            rep = tr.train_step(tissue, self.engine, x[idx], y[idx], index=idx,
+                                target=None if targets is None else targets[idx])
             self.batches += 1
             if self.structural is not None:
                 self.structural.observe_update(tissue, w_before)

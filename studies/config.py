@@ -206,6 +206,10 @@ class LearningConfig:
                                       lo=0, lo_open=True)
     weight_decay: float = param("float", "decoupled weight decay: each step w *= 1 - lr_t * weight_decay "
                                 "(0: off)", 0.0, lo=0)
+    average: float = param("float", "Polyak averaging: each weight and bias keeps a running average of "
+                           "itself (decay per batch; 0.995 averages over about 200 batches, 5 epochs of the "
+                           "digits); the held-out accuracy is read, and the trained tissue kept, with the "
+                           "averages (0: off)", 0.0, lo=0, hi=0.9999)
     blends: int = param("int", "ambiguous 50/50 blends of two test digits for the uncertainty AUROC",
                         200, lo=0)
     alignment_samples: int = param("int", "test samples of the final gradient-alignment check "

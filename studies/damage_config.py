@@ -121,6 +121,9 @@ class RecoveryConfig:
                             "the prune_target share of smallest saliency ([structural] prune_by; rates from "
                             "the free fixed points of the training set) goes at once, then the tissue "
                             "fine-tunes for prune_epochs", "gradual", choices=("gradual", "oneshot"))
+    prune_teacher: bool = param("bool", "the pruned tissue learns towards the trained tissue's own free output "
+                                "rates on each training digit (distillation from its intact self) instead of "
+                                "the one-hot class targets", False)
 
 
 def check(cfg, raw):

@@ -86,7 +86,8 @@ def build_learning(cfg) -> LearnSetup:
     common = dict(beta=lc.beta, lr=lc.lr, lr_bias=lc.lr_bias, depth_lr=lc.depth_lr, optimizer=lc.optimizer,
                   batch_size=lc.batch_size, persistent=lc.persistent, target_on=lc.target_on,
                   target_off=lc.target_off, cost=lc.cost, tau=lc.tau, schedule=lc.schedule, lr_final=lc.lr_final,
-                  weight_clip=lc.weight_clip, weight_decay=lc.weight_decay, brake=brake, seed=cfg.seed)
+                  weight_clip=lc.weight_clip, weight_decay=lc.weight_decay, average=lc.average, brake=brake,
+                  seed=cfg.seed)
     if getattr(lc, "mode", "two_phase") == "continuous":
         from plasticity.continuous import ContinuousNudge
 
@@ -216,14 +217,15 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         for epoch in range(done, lc.epochs):
             n_brakes = 0 if setup.brake is None else len(setup.brake.actions)
             rep = tr.fit_epoch(t, eng, setup.xtr, task.y_train, epoch=epoch, progress=progress, epochs=lc.epochs)
-            ev = tr.evaluate(t, eng, setup.xte, task.y_test)
+            ta = tr.averaged(t)          # the tissue itself unless [learning] average
+            ev = tr.evaluate(ta, eng, setup.xte, task.y_test)
             hist["train_accuracy"].append(rep["accuracy"])
             hist["loss"].append(rep["loss"])
             hist["test_accuracy"].append(ev["accuracy"])
             hist["test_loss"].append(ev["loss"])
             hist["epoch_seconds"].append(rep["seconds"])
             hist["brakes"].append(0 if setup.brake is None else len(setup.brake.actions) - n_brakes)
-            hist["probe"].append(eng.settle(t, inputs=setup.xte[:PROBES]).rates.astype(np.float32))
+            hist["probe"].append(eng.settle(ta, inputs=setup.xte[:PROBES]).rates.astype(np.float32))
             _save_checkpoint(out, "ab"[epoch % 2], setup, hist, epoch + 1)
             if bar is not None:
                 bar.update(1)
@@ -234,6 +236,9 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     finally:
         if bar is not None:
             bar.close()
+    avg = tr.averaged(t)
+    if avg is not t:        # keep the averaged tissue, the one whose accuracy was recorded
+        t.syn.w[...], t.bias[...] = avg.syn.w, avg.bias
     extras = _final_measures(cfg, setup, out, hist)
     save_tissue(t, out)
     root = zarr.open_group(out, mode="a")   # (writing the Dataset replaced the root attributes)

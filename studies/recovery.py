@@ -245,11 +245,11 @@ def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
 
 
 def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, progress: bool, label: str,
-                 echo=None):
+                 echo=None, targets=None):
     """Train ``epochs`` epochs under ``sched``; returns ``(t, acc, synapses, neurons)`` lists,
     measured at t = 0 and ``evals`` times per epoch (after batch ``round(k n_batches / evals)``).
     With ``[recovery] average`` the accuracy is that of the averaged weights, and ``tissue`` ends
-    with them."""
+    with them. ``targets`` (``(n_train, n_outputs)``): output targets instead of the one-hot classes."""
     ts, acc, syn, neu = [], [], [], []
 
     def measure(t):
@@ -266,7 +266,7 @@ def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, 
                 measure(e + marks[done] / evals)
 
         sched.fit_epoch(tissue, setup.xtr, setup.task.y_train, epoch=e, progress=progress, callback=cb,
-                        epochs=epochs)
+                        epochs=epochs, targets=targets)
         if echo is not None:
             echo(f"  {label}: epoch {e + 1}: accuracy {acc[-1]:.4f}, synapses {syn[-1]}, neurons {neu[-1]}")
     avg = sched.trainer.averaged(tissue)
@@ -441,9 +441,13 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         sp = StructuralPlasticity(prune=True, grow=False, neurogenesis=False, **_prune_rules(cfg.structural),
                                   prune_budget=int(round(rc.prune_target * pruned.syn.n_synapses)))
         total0 = pruned.syn.n_synapses
+        rates0 = training_rates(setup, pruned) if (rc.prune_teacher or (
+            rc.prune_mode == "oneshot" and sp.prune_by == "activity")) else None
+        # with prune_teacher the pruned tissue learns to give the trained tissue's own answers
+        teacher = rates0[:, pruned.region("output")] if rc.prune_teacher else None
         if rc.prune_mode == "oneshot":
             if sp.prune_by == "activity":
-                sp.observe_rates(pruned, training_rates(setup, pruned))
+                sp.observe_rates(pruned, rates0)
             sp.prune_least(pruned, sp.prune_budget)
             figures["prune_oneshot_accuracy"] = _accuracy(setup, pruned)
             if say:
@@ -456,7 +460,7 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         sched = Scheduler(trainer, setup.engine, sp, every=cfg.structural.every, brake=setup.brake,
                           homeostasis_every=cfg.structural.homeostasis_every)
         ts, ac, sy, _ = _learn_curve(cfg, setup, pruned, sched, rc.prune_epochs, rc.evals_per_epoch, progress,
-                                     "pruning", say)
+                                     "pruning", say, targets=teacher)
         data["prune_accuracy"] = ("prune_step", np.array(ac), {"long_name": "held-out accuracy while pruning",
                                                                "units": "1"})
         data["prune_synapses"] = ("prune_step", np.array(sy, dtype=np.float64) / total0,

@@ -8,7 +8,8 @@ import pytest
 import scipy.stats
 import xarray as xr
 
-from plasticity.dreaming import GenerativeTrainer, dream, dream_view, face_to_images, parse_schedule
+from plasticity.dreaming import (GenerativeTrainer, dream, dream_view, face_to_images, parse_schedule,
+                                 style_clamps)
 from studies.config import ConfigError, load_config
 from studies.run import run
 from studies.tasks import InputMap
@@ -188,6 +189,64 @@ def test_generative_rule_teaches_a_tissue_to_dream_its_classes():
     # first moments match: the mean dream of each class is close to the class mean image
     for c in (0, 1):
         assert np.abs(img[lab == c].mean(0) - x[y == c].mean(0)).mean() < 0.15
+
+
+def test_style_clamps_code_the_class_and_a_style():
+    t = Tissue.cube((6, 6, 3), stencil=26, seed=0)
+    t.set_input(t.lattice.face("z-"))
+    t.set_output(t.lattice.face("z+"), groups=3, layout="interleaved")
+    from plasticity.readout import one_hot_targets, predict_groups
+
+    assert np.array_equal(style_clamps(t, 1, 0.9, 0.1)[:, 0], one_hot_targets([0, 1, 2], t, 0.9, 0.1))
+    Y = style_clamps(t, 4)
+    out = t.region("output")
+    g = t.group[out]
+    for c in range(3):
+        on = Y[c] == 1.0
+        assert np.array_equal(on.sum(0) == 1, g == c) and on.sum(0).max() == 1   # the styles tile the class
+        assert np.ptp(on.sum(1)) <= 1                                           # balanced
+        state = np.zeros((4, t.n))
+        state[:, out] = Y[c]
+        assert np.all(predict_groups(state, t) == c)                            # the class is still read
+    soft = style_clamps(t, 2, sibling=0.5)
+    assert np.all(soft[0, 0][(g == 0) & (Y[0, 1] == 1)] == 0.5) and np.all(soft[0, 0][g != 0] == 0)
+    with pytest.raises(ValueError, match="styles must be an integer in"):
+        style_clamps(t, 13)
+
+
+@pytest.mark.slow
+def test_style_codes_give_a_class_one_attractor_per_style():
+    """Two classes (bright left or right half of a 4 x 4 image), each written in two styles (top or
+    bottom quadrant). Fitted with class-and-style clamps, the quenched dreams of each (class,
+    style) sit on that style's mean image, not the other style's: the class has two attractors."""
+    rng = np.random.default_rng(0)
+    n = 128
+    x = np.clip(rng.normal(0.15, 0.1, (n, 4, 4)), 0, 1)
+    y, k = np.arange(n) % 2, (np.arange(n) // 2) % 2
+    for c in (0, 1):
+        for s in (0, 1):
+            x[(y == c) & (k == s), 2 * s:2 * s + 2, 2 * c:2 * c + 2] += 0.7
+    x = np.clip(x, 0, 1).reshape(n, 16)
+    t = Tissue.cube((4, 4, 3), stencil=26, bias=0.2, seed=1)
+    t.set_input(t.lattice.face("z-"))
+    t.set_output(t.lattice.face("z+"), groups=2, layout="interleaved")
+    imap = InputMap(t.lattice, (4, 4), "z-", 1)
+    codes = style_clamps(t, 2)
+    gen = GenerativeTrainer(lr=3e-3, temperature=0.02, steps=20, batch_size=16, seed=0)
+    for ep in range(20):
+        gen.fit_epoch(t, imap(x, tissue=t), y, epoch=ep, clamp=codes[y, k])
+    t.syn.check()
+    lab, sty = np.repeat([0, 0, 1, 1], 4), np.repeat([0, 1, 0, 1], 4)
+    r = dream(t, lab, chains=1, schedule=[(0.02, 1000), (0.0, 1000)], clamp=codes[lab, sty], seed=2)
+    img = face_to_images(r.final, imap.region, imap.source, 16)
+    for c in (0, 1):
+        for s in (0, 1):
+            dreamt = img[(lab == c) & (sty == s)].mean(0)
+            own = np.abs(dreamt - x[(y == c) & (k == s)].mean(0)).mean()
+            other = np.abs(dreamt - x[(y == c) & (k != s)].mean(0)).mean()
+            assert own < 0.5 * other, (c, s, own, other)
+        a, b = img[(lab == c) & (sty == 0)].mean(0), img[(lab == c) & (sty == 1)].mean(0)
+        assert np.abs(a - b).mean() > 0.25
 
 
 # ------------------------------------------------------------------ the [dream] run

@@ -347,3 +347,30 @@ def test_jump_guard_leaves_out_examples_that_changed_attractor():
     g_ref, _ = EqProp(beta=0.01).gradient(t, NS(rates=r0[keep]), NS(rates=rp[keep]), NS(rates=rm[keep]))
     np.testing.assert_array_equal(g_kept, g_ref)
     assert not np.array_equal(g_all, g_kept)
+
+
+def test_explicit_targets_nudge_towards_them_and_a_tissue_is_its_own_fixed_teacher():
+    """``target=`` (distillation, style codes): the one-hot target given explicitly is the same
+    step bit for bit; a soft target's update follows the exact gradient of the squared error to
+    that target (implicit differentiation); the tissue's own free output as the target gives no
+    update at all (a teacher the student already matches)."""
+    t = column(seed=3)
+    rng = np.random.default_rng(4)
+    x = rng.random((4, 16))
+    labels = np.array([0, 1, 2, 3])
+    ep = EqProp(beta=0.01)
+    g1, b1 = ep.gradient(t, *ep.phases(t, TIGHT, x, labels))
+    g2, b2 = ep.gradient(t, *ep.phases(t, TIGHT, x, labels, target=one_hot(labels, t)))
+    assert np.array_equal(g1, g2) and np.array_equal(b1, b2)
+    free = TIGHT.settle(t, inputs=x)
+    out = t.region("output")
+    soft = np.clip(free.rates[:, out] + rng.normal(0, 0.1, (4, len(out))), 0.05, 0.95)
+    g, gb = ep.gradient(t, *ep.phases(t, TIGHT, x, labels, target=soft))
+    gW, _ = exact_gradient(t, free.state, soft)
+    assert min(slab_cosines(t, g, -gW).values()) > 0.99
+    g0, gb0 = ep.gradient(t, *ep.phases(t, TIGHT, x, labels, target=free.rates[:, out]))
+    assert np.abs(g0).max() < 1e-6 * np.abs(g).max() and np.abs(gb0).max() < 1e-6 * np.abs(gb).max()
+    with pytest.raises(ValueError, match="target must have shape"):
+        ep.phases(t, TIGHT, x, labels, target=soft[:, :3])
+    with pytest.raises(ValueError, match="cost='squared'"):
+        EqProp(beta=0.01, cost="group_squared").phases(t, TIGHT, x, labels, target=soft)

@@ -84,11 +84,63 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monk
         run(other, part, resume=True, progress=False)
 
 
+def test_polyak_averaged_training_keeps_the_average_of_the_raw_trajectory_and_resumes(tmp_path, monkeypatch):
+    """[learning] average: averaging does not change the raw learning trajectory; the stored tissue
+    is the running average of it, recomputed here with numpy from the weights after every step of
+    an unaveraged run; its predictions are the recorded ones; an interrupted run resumes exactly."""
+    import plasticity.eqprop as E
+
+    cfg = dict(TINY, learning=dict(TINY["learning"], epochs=3, blends=0, alignment_samples=0))
+    steps = []
+    orig_apply = E.EqProp.apply
+
+    def recording(self, tissue, g, gb):
+        orig_apply(self, tissue, g, gb)
+        steps.append((tissue.syn.w.astype(np.float64), tissue.bias.astype(np.float64)))
+
+    monkeypatch.setattr(E.EqProp, "apply", recording)
+    run(cfg, tmp_path / "raw.zarr", progress=False)
+    monkeypatch.setattr(E.EqProp, "apply", orig_apply)
+    a = 0.9
+    ema_w, ema_b = steps[0]
+    for w, b in steps[1:]:
+        ema_w, ema_b = a * ema_w + (1 - a) * w, a * ema_b + (1 - a) * b
+    avg = dict(cfg, learning=dict(cfg["learning"], average=a))
+    out = tmp_path / "avg.zarr"
+    run(avg, out, progress=False)
+    t, raw = load_tissue(out), load_tissue(tmp_path / "raw.zarr")
+    np.testing.assert_allclose(t.syn.w, ema_w.astype(t.syn.w.dtype), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(t.bias[t.alive], ema_b[t.alive].astype(t.bias.dtype), rtol=1e-5, atol=1e-6)
+    assert np.abs(t.syn.w - raw.syn.w).max() > 1e-4           # the average is not the last raw state
+    ds = open_run(out)
+    assert float((ds.test_pred.values == ds.test_label.values).mean()) == pytest.approx(
+        float(ds.test_accuracy.values[-1]))
+    ds.close()
+    # killed during the second epoch, resumed: the same averaged tissue
+    calls = {"n": 0}
+    orig = E.EqProp.fit_epoch
+
+    def dying(self, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return orig(self, *args, **kw)
+
+    monkeypatch.setattr(E.EqProp, "fit_epoch", dying)
+    part = tmp_path / "part.zarr"
+    with pytest.raises(KeyboardInterrupt):
+        run(avg, part, progress=False)
+    monkeypatch.setattr(E.EqProp, "fit_epoch", orig)
+    run(avg, part, resume=True, progress=False)
+    np.testing.assert_array_equal(load_tissue(part).syn.w, t.syn.w)
+
+
 @pytest.mark.parametrize("patch,needle", [
     ({"learning": {"beta": 0.0}}, "[learning] beta"),
     ({"learning": {"symmetric": "yes"}}, "[learning] symmetric"),
     ({"learning": {"optimizer": "rmsprop"}}, "[learning] optimizer"),
     ({"learning": {"epochs": 0}}, "[learning] epochs"),
+    ({"learning": {"average": 1.0}}, "[learning] average"),
     ({"task": {"upsample": 3}}, "[tissue] shape"),
     ({"task": {"name": "mnist"}}, "[task] name"),
     ({"task": {"encoding": "on_off", "upsample": 1}}, "[task] encoding"),

@@ -295,6 +295,36 @@ def test_oneshot_pruning_cuts_the_least_salient_share_then_fine_tunes(tiny_run, 
 
 
 @pytest.mark.slow
+def test_pruning_with_a_teacher_learns_the_intact_tissues_answers(tiny_run, tmp_path):
+    """prune_teacher: after the same one-shot cut, fine-tuning towards the trained tissue's own
+    output rates leaves the pruned tissue's answers on the training digits closer to the trained
+    tissue's than fine-tuning on the class labels does (the squared distance it descends)."""
+    from studies.learn import build_learning
+
+    out, _ = tiny_run
+    fake = _trained_store(out, tmp_path)
+    rc = {"arms": ["learn"], "mlp": False, "evals_per_epoch": 1, "trained": str(fake), "prune_target": 0.3,
+          "prune_mode": "oneshot", "prune_epochs": 2, "control": False}
+    pruned = {}
+    for teacher in (False, True):
+        cfg = load_config(_cfg(recovery={**rc, "prune_teacher": teacher}, lesion={"curve_max": 0.0},
+                               structural={"prune_by": "activity"}))
+        s = run(cfg, tmp_path / f"t{teacher}.zarr", progress=False)
+        pruned[teacher] = (load_tissue(tmp_path / f"t{teacher}.zarr", "pruned"), s.figures)
+    a, b = pruned[False][0], pruned[True][0]
+    assert np.array_equal(a.syn.nbr, b.syn.nbr)                          # the same cut
+    assert pruned[False][1]["prune_oneshot_accuracy"] == pruned[True][1]["prune_oneshot_accuracy"]
+    setup = build_learning(cfg)
+    o = a.region("output")
+
+    def answers(t):
+        return setup.engine.settle(t, inputs=setup.xtr).rates[:, o].astype(np.float64)
+    ref = answers(load_tissue(fake))
+    d_label, d_teacher = (np.mean((answers(t) - ref) ** 2) for t in (a, b))
+    assert d_teacher < 0.5 * d_label, (d_teacher, d_label)
+
+
+@pytest.mark.slow
 def test_replicates_share_the_lesion_and_draw_their_own_recovery(tiny_run, tmp_path):
     """[recovery] replicate: the same trained tissue and lesion (same voxels, same A1), another
     mini-batch order in the recovery (another curve); the same replicate twice is the same run."""
