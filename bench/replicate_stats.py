@@ -1,14 +1,17 @@
 """Figures of a damage sweep over replicates: mean, standard error, and paired differences.
 
     python bench/replicate_stats.py SWEEP_DIR [SWEEP_DIR ...] --by recovery.average \\
-        --figures learn_recovered_epoch2,prune_loss_points
+        --figures learn_recovered_epoch2,prune_loss_points [--where structural.prune_by=activity]
 
 Reads the finished job stores under each ``SWEEP_DIR/jobs``, groups them by the config key
 ``--by`` (dotted, e.g. ``recovery.average``), and prints for each group and each job figure
 (the stores' root attributes, as ``tissue sweep`` writes them) the mean over the runs, its
 standard error and the mean per seed; then, for every group after the first, the difference
 to the first group paired by (seed, replicate): mean, standard error and how many pairs are
-positive. Runs are identified by ``seed`` and ``[recovery] replicate``.
+positive. Runs are identified by ``seed`` and ``[recovery] replicate``; ``--where KEY=VALUE``
+(repeatable; VALUE read as JSON, else as a string; a job run before a key existed has that key's
+current default) keeps only the jobs whose config matches, and two jobs of one group with the
+same run are an error (narrow with ``--where``).
 """
 
 from __future__ import annotations
@@ -30,19 +33,41 @@ def _get(cfg: dict, dotted: str):
 
 
 def main(argv=None):
+    from studies.config import load_config
     from studies.sweep import finished_jobs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweeps", nargs="+")
     ap.add_argument("--by", required=True, help="config key that tells the groups apart (dotted)")
     ap.add_argument("--figures", required=True, help="comma-separated job figures")
+    ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
+                    help="keep only jobs whose config has this value (repeatable)")
     a = ap.parse_args(argv)
+    import json
+
+    where = []
+    for w in a.where:
+        key, sep, val = w.partition("=")
+        if not sep:
+            ap.error(f"--where needs KEY=VALUE, got {w!r}")
+        try:
+            v = json.loads(val)
+        except json.JSONDecodeError:
+            v = val
+        where.append((key, v))
     names = a.figures.split(",")
     groups: dict = {}
     for d in a.sweeps:
-        for _path, attrs, cfg in finished_jobs(d):
+        for path, attrs, cfg in finished_jobs(d):
+            cfg = load_config(cfg).to_dict()          # keys added since the run: their defaults
+            if any(_get(cfg, k) != v for k, v in where):
+                continue
             run = (cfg["seed"], _get(cfg, "recovery.replicate") or 0)
-            groups.setdefault(_get(cfg, a.by), {})[run] = attrs
+            group = groups.setdefault(_get(cfg, a.by), {})
+            if run in group:
+                sys.exit(f"two jobs of {a.by} = {_get(cfg, a.by)} are run (seed, replicate) = {run}, the "
+                         f"second {path}: narrow the jobs with --where KEY=VALUE")
+            group[run] = attrs
     keys = sorted(groups, key=lambda k: (k is None, k))
     for name in names:
         print(f"{name}:")
