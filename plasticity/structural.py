@@ -55,6 +55,7 @@ from tissue import INPUT
 __all__ = ["PRUNE_BY", "Scheduler", "StructuralPlasticity", "remap_slots"]
 
 PRUNE_BY = ("weight", "activity")
+BIRTH_INIT = ("random", "copy")
 
 
 # ------------------------------------------------------------------ helpers
@@ -143,6 +144,14 @@ class StructuralPlasticity:
         Neurons born per step at most.
     birth_weight : float
         New neurons' weights are uniform in ``[-birth_weight, birth_weight]``.
+    birth_init : {"random", "copy"}
+        ``copy``: a newborn starts as a shifted copy of a living neighbour in its own
+        z plane (the first of +x, -x, +y, -y; its *template*): each synapse to the
+        voxel at offset ``d`` takes the weight of the template's synapse at the same
+        offset (``birth_weight`` noise where the template has none), and the
+        template's bias. In a tissue wired by a stencil, a neighbour's receptive field
+        moved by one voxel is the natural first guess for a lost neuron's. ``random``:
+        small random weights and the neighbours' mean bias.
     birth_lr : float >= 1
         Heightened plasticity of newborn neurons (as adult-born neurons in the
         hippocampus, whose synapses potentiate more readily for weeks): a newborn's
@@ -183,6 +192,7 @@ class StructuralPlasticity:
     birth_quantile: float = 0.5
     birth_max: int = 8
     birth_weight: float = 0.05
+    birth_init: str = "random"
     birth_lr: float = 1.0
     juvenile_steps: int = 10
     dw_decay: float = 0.9
@@ -208,6 +218,8 @@ class StructuralPlasticity:
             raise ValueError(f"StructuralPlasticity birth_lr must be a finite number >= 1, got {self.birth_lr!r}")
         if not (isinstance(self.juvenile_steps, (int, np.integer)) and self.juvenile_steps >= 1):
             raise ValueError(f"StructuralPlasticity juvenile_steps must be an integer >= 1, got {self.juvenile_steps!r}")
+        if self.birth_init not in BIRTH_INIT:
+            raise ValueError(f"StructuralPlasticity birth_init must be one of {BIRTH_INIT}, got {self.birth_init!r}")
         if self.prune_by not in PRUNE_BY:
             raise ValueError(f"StructuralPlasticity prune_by must be one of {PRUNE_BY}, got {self.prune_by!r}")
         self._rng = np.random.default_rng(self.seed)
@@ -374,11 +386,16 @@ class StructuralPlasticity:
         tot = np.bincount(nb_src[free], weights=tissue.bias[nb_dst[free]].astype(np.float64), minlength=tissue.n)
         cnt = np.bincount(nb_src[free], minlength=tissue.n)
         tissue.bias[new] = np.where(cnt[new] > 0, tot[new] / np.maximum(cnt[new], 1), 0.0)
+        tmpl = self._templates(tissue, new) if self.birth_init == "copy" else None
         tissue.alive[new] = True
         src, dst = _neighbours(tissue.lattice, new, _neighbour_offsets(self.birth_radius))
         live = tissue.alive[dst]
         src, dst = src[live], dst[live]
         w = self._rng.uniform(-self.birth_weight, self.birth_weight, size=len(src))
+        if tmpl is not None:
+            w = self._copied_weights(tissue, tmpl, src, dst, w)
+            has = tmpl[new] >= 0
+            tissue.bias[new[has]] = tissue.bias[tmpl[new[has]]]
         for a, b, ww in zip(src.tolist(), dst.tolist(), w.tolist()):
             tissue.syn.add(a, b, ww)   # a pair of two new neurons is added once (add returns False after)
         if self.born is None or len(self.born) != tissue.n:
@@ -388,6 +405,41 @@ class StructuralPlasticity:
             self.nudge[new] = 0.0
         self._follow(tissue)
         return new
+
+    @staticmethod
+    def _templates(tissue, new) -> np.ndarray:
+        """``(N,)``: each newborn's template (a living, free, not newborn in-plane neighbour:
+        the first of +x, -x, +y, -y), -1 where it has none."""
+        lat = tissue.lattice
+        tmpl = np.full(tissue.n, -1, np.int64)
+        c = lat.coords(new)
+        shape = np.asarray(lat.shape)
+        for off in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0)):
+            cc = c + np.asarray(off)
+            ok = np.all((cc >= 0) & (cc < shape), axis=1)
+            idx = np.full(len(new), -1, np.int64)
+            idx[ok] = lat.index(cc[ok, 0], cc[ok, 1], cc[ok, 2])
+            good = ok & (tmpl[new] < 0)
+            good[good] &= tissue.alive[idx[good]] & (tissue.role[idx[good]] != INPUT)
+            tmpl[new[good]] = idx[good]
+        return tmpl
+
+    @staticmethod
+    def _copied_weights(tissue, tmpl, src, dst, w) -> np.ndarray:
+        """Weights of the newborns' synapses ``src -> dst``: the template's synapse at the same
+        offset where it has one (``w`` elsewhere)."""
+        lat = tissue.lattice
+        shape = np.asarray(lat.shape)
+        w = np.array(w, dtype=np.float64)
+        t = tmpl[src]
+        d = lat.coords(dst) - lat.coords(src)
+        for k in np.flatnonzero(t >= 0):
+            u = lat.coords(t[k:k + 1])[0] + d[k]
+            if np.all((u >= 0) & (u < shape)):
+                slot = tissue.syn.slot(int(t[k]), int(lat.index(u[0], u[1], u[2])))
+                if slot >= 0:
+                    w[k] = float(tissue.syn.w[t[k], slot])
+        return w
 
     def step(self, tissue, trainer=None, engine=None, x=None, y=None, when=None) -> dict:
         """One structural step: probe (when ``trainer``, ``engine`` and a batch are given), then

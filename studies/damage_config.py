@@ -71,6 +71,9 @@ class StructuralConfig:
                                   lo=0, hi=1)
     birth_max: int = param("int", "neurons born per structural step at most", 8, lo=0)
     birth_weight: float = param("float", "new neurons' weights uniform in [-w, w]", 0.05, lo=0)
+    birth_init: str = param("choice", "random: small random weights; copy: a newborn starts as a copy of a living "
+                            "in-plane neighbour moved by one voxel (its synapse at each offset takes the "
+                            "neighbour's weight at that offset, and its bias)", "random", choices=("random", "copy"))
     birth_lr: float = param("float", "heightened plasticity of newborns: their synapses and bias learn with "
                             "this many times the rate at birth, falling linearly to 1 over juvenile_steps "
                             "structural steps (1: off)", 1.0, lo=1)

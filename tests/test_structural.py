@@ -285,6 +285,62 @@ def test_eqprop_follows_structural_edits():
     assert tr._state["key"][1] is not None and tr._state["t"] == 2
 
 
+def test_copied_newborns_are_their_in_plane_neighbours_moved_by_one_voxel():
+    """birth_init = "copy": a newborn's synapse at offset d has the weight of its template's synapse
+    at offset d (template: the first living in-plane neighbour of +x, -x, +y, -y, read from the
+    table before the birth), birth_weight noise where the template has none; its bias is the
+    template's. The random init never copies."""
+    t0 = _tissue((6, 6, 5))
+    rec = kill_ball(t0, (2.5, 2.5, 2.0), 1.8)
+    c = t0.lattice.coords()
+    rng = np.random.default_rng(0)
+    rp = rng.random((2, t0.n))
+    rp[:, ~t0.alive] = 0
+    t0.bias[:] = np.where(t0.alive, rng.uniform(0, 0.4, t0.n), 0).astype(t0.bias.dtype)
+    born = {}
+    for init in ("copy", "random"):
+        t = t0.copy()
+        sp = StructuralPlasticity(birth_quantile=0.0, birth_max=4, birth_weight=0.05, birth_init=init, seed=0)
+        sp.observe_nudge(t, rp, np.where(t.alive, rp - 0.3, 0), beta=0.1)
+        born[init] = (t, sp.birth(t))
+    t, new = born["copy"]
+    assert len(new) == 4 and np.array_equal(new, born["random"][1])
+    before = {}
+    for a, b, w in zip(*t0.syn.edges()):
+        before[(int(a), int(b))] = before[(int(b), int(a))] = float(w)
+    copied = 0
+    for v in new.tolist():
+        tmpl = None
+        for off in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0)):
+            u = c[v] + off
+            if np.all((u >= 0) & (u < 6)) and u[2] < 5:
+                k = int(t0.lattice.index(*u))
+                if t0.alive[k] and t0.role[k] != INPUT:
+                    tmpl = k
+                    break
+        if tmpl is None:                                   # no living in-plane neighbour: random
+            assert np.all(np.abs(t.syn.w[v, :t.syn.deg[v]]) <= 0.05)
+            continue
+        assert t.bias[v] == t0.bias[tmpl]
+        for j, w in zip(t.syn.nbr[v, :t.syn.deg[v]].tolist(), t.syn.w[v, :t.syn.deg[v]].tolist()):
+            if j in new.tolist():
+                continue                                   # newborn pairs: whichever was wired first
+            target = c[tmpl] + (c[j] - c[v])
+            inside = np.all(target >= 0) and np.all(target < np.array([6, 6, 5]))
+            ref = before.get((tmpl, int(t0.lattice.index(*target)))) if inside else None
+            if ref is not None:
+                assert w == pytest.approx(ref, abs=1e-7)
+                copied += 1
+            else:
+                assert abs(w) <= 0.05
+    assert copied > 20
+    tr, _ = born["random"]
+    assert all(np.all(np.abs(tr.syn.w[v, :tr.syn.deg[v]]) <= 0.05) for v in new.tolist())
+    check_invariants(t)
+    with pytest.raises(ValueError, match="birth_init"):
+        StructuralPlasticity(birth_init="clone")
+
+
 def test_newborns_learn_faster_for_juvenile_steps():
     """birth_lr: right after birth a newborn's synapses and bias move birth_lr times as far per Adam
     step as an established neuron's, and the factor falls linearly to 1 over juvenile_steps
