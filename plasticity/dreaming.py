@@ -51,7 +51,6 @@ from .readout import one_hot_targets
 INITS = ("rest", "random", "given")
 
 __all__ = ["DreamResult", "GenerativeTrainer", "dream", "dream_view", "face_to_images", "parse_schedule",
-           "style_clamps",
            "role_view"]
 
 
@@ -337,7 +336,7 @@ class GenerativeTrainer:
     def train_step(self, tissue, x, y, clamp=None) -> dict:
         """One mini-batch: images ``x`` (``(B, n_inputs)``, clamped values) and labels ``y``;
         ``clamp`` (``(B, n_outputs)``, optional) replaces the one-hot output targets (e.g. the
-        style codes of :func:`style_clamps`). Returns ``dict(data_energy, dream_energy)`` (batch means)."""
+        class-and-style codes of :func:`plasticity.readout.style_targets`). Returns ``dict(data_energy, dream_energy)`` (batch means)."""
         data, dview, inp, out = self._setup(tissue)
         x = np.atleast_2d(np.asarray(x, dtype=np.float64))
         y = np.asarray(y).astype(np.int64)
@@ -404,36 +403,6 @@ class GenerativeTrainer:
         n = (len(x) // self.batch_size) * self.batch_size
         return {"data_energy": float(np.mean(de)), "dream_energy": float(np.mean(ne)),
                 "train_accuracy": correct / n if classifier is not None else float("nan")}
-
-
-def style_clamps(tissue, styles: int, on: float = 1.0, off: float = 0.0, sibling: float | None = None) -> np.ndarray:
-    """Output clamps ``(n_groups, styles, n_outputs)`` that code a class *and* a style.
-
-    The voxels of each class's output group (in ``tissue.region("output")`` order) are
-    dealt in turn to ``styles`` subsets; the clamp of ``(c, k)`` holds subset ``k`` of
-    group ``c`` at ``on``, the rest of group ``c`` at ``sibling`` (default ``off``) and every
-    other output voxel at ``off``. With ``styles = 1`` it is the one-hot class target. A
-    classifier still reads the class as the group with the highest mean rate.
-    """
-    out = tissue.region("output")
-    if len(out) == 0:
-        raise ValueError("the tissue has no output region")
-    styles = int(styles)
-    g = tissue.group[out].astype(np.int64)
-    n_groups = int(g.max()) + 1
-    if styles < 1 or np.bincount(g, minlength=n_groups).min() < styles:
-        raise ValueError(f"styles must be an integer in [1, {np.bincount(g, minlength=n_groups).min()}] "
-                         f"(the smallest output group's voxels), got {styles!r}")
-    rank = np.empty(len(out), dtype=np.int64)
-    for c in range(n_groups):
-        idx = np.flatnonzero(g == c)
-        rank[idx] = np.arange(len(idx)) % styles
-    Y = np.full((n_groups, styles, len(out)), float(off))
-    for c in range(n_groups):
-        for k in range(styles):
-            Y[c, k, g == c] = float(off if sibling is None else sibling)
-            Y[c, k, (g == c) & (rank == k)] = float(on)
-    return Y
 
 
 def labels_of(tissue) -> np.ndarray:

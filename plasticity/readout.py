@@ -57,3 +57,31 @@ def predict_groups(rates, tissue) -> np.ndarray:
     return pred[0] if single else pred
 
 
+def style_targets(tissue, styles: int, on: float = 1.0, off: float = 0.0, sibling: float | None = None) -> np.ndarray:
+    """Output targets (or dream clamps) ``(n_groups, styles, n_outputs)`` that code a class *and* a style.
+
+    The voxels of each class's output group (in ``tissue.region("output")`` order) are
+    dealt in turn to ``styles`` subsets; the target of ``(c, k)`` holds subset ``k`` of
+    group ``c`` at ``on``, the rest of group ``c`` at ``sibling`` (default ``off``) and every
+    other output voxel at ``off``. With ``styles = 1`` it is the one-hot class target. A
+    classifier still reads the class as the group with the highest mean rate.
+    """
+    out = tissue.region("output")
+    if len(out) == 0:
+        raise ValueError("the tissue has no output region")
+    styles = int(styles)
+    g = tissue.group[out].astype(np.int64)
+    n_groups = int(g.max()) + 1
+    if styles < 1 or np.bincount(g, minlength=n_groups).min() < styles:
+        raise ValueError(f"styles must be an integer in [1, {np.bincount(g, minlength=n_groups).min()}] "
+                         f"(the smallest output group's voxels), got {styles!r}")
+    rank = np.empty(len(out), dtype=np.int64)
+    for c in range(n_groups):
+        idx = np.flatnonzero(g == c)
+        rank[idx] = np.arange(len(idx)) % styles
+    Y = np.full((n_groups, styles, len(out)), float(off))
+    for c in range(n_groups):
+        for k in range(styles):
+            Y[c, k, g == c] = float(off if sibling is None else sibling)
+            Y[c, k, (g == c) & (rank == k)] = float(on)
+    return Y

@@ -173,6 +173,12 @@ class TaskConfig:
     test_size: float = param("float", "held-out fraction (stratified, seeded by seed)", 0.25, lo=0.05, hi=0.9)
     output_layout: str = param("choice", "output groups: contiguous blocks or interleaved voxels",
                                "interleaved", choices=("blocks", "interleaved"))
+    styles: int = param("int", "styles per class: each class's training images are split by k-means on "
+                        "the pixels into this many styles, and a training image's target switches on only "
+                        "its style's share of its class group (the class is still read as the group with "
+                        "the highest mean rate); a tissue so trained dreams one image per style "
+                        "([dream], docs/results_generative.md). 1: the plain one-hot class targets", 1,
+                        lo=1, hi=16)
     n_classes: int = param("int", "classes of the patterns task", 4, lo=2, hi=64)
     noise: float = param("float", "flipped pixel fraction of the patterns task", 0.1, lo=0, hi=0.5)
 
@@ -402,6 +408,15 @@ def _learning_checks(cfg: RunConfig, raw: Mapping) -> RunConfig:
                                            f"ON and OFF voxels; upsample is {tk.upsample})")
     if tk.name == "digits" and t.shape[0] * t.shape[1] < 10:
         raise _Key("tissue", "shape").bad(list(t.shape), "the z+ face needs a voxel per class (10)")
+    if tk.styles > 1:
+        n_cls = 10 if tk.name == "digits" else tk.n_classes
+        if t.shape[0] * t.shape[1] < n_cls * tk.styles:
+            raise _Key("task", "styles").bad(tk.styles, f"the z+ face ({t.shape[0]}x{t.shape[1]}) needs a voxel "
+                                             f"per class and style ({n_cls} x {tk.styles})")
+        lc = cfg.learning
+        if lc.cost != "squared" or getattr(lc, "mode", "two_phase") != "two_phase":
+            raise _Key("task", "styles").bad(tk.styles, "needs [learning] cost = \"squared\" and mode = "
+                                             "\"two_phase\" (the style targets are per-voxel rates)")
     return replace(cfg, dynamics=replace(cfg.dynamics, init=None))
 
 

@@ -146,6 +146,8 @@ def generative_finetune(setup: DreamSetup, epochs: int, lr: float = 3e-4, temper
                         echo=None, track: bool = True, n_train: int | None = None):
     """A copy of the trained tissue after ``epochs`` of :class:`plasticity.dreaming.GenerativeTrainer`
     on the training split, each mini-batch followed by an EqProp step (``classifier_lr``; 0: none).
+    A tissue trained with ``[task] styles`` is fitted with each image's class-and-style code as the
+    clamp (generative step) and the target (EqProp step).
     Returns ``(tissue, history)`` with the test accuracy before and after each epoch (``track=False``:
     only after the last one). ``n_train``: use only the first ``n_train`` training examples (quick runs)."""
     from plasticity import EqProp
@@ -161,10 +163,12 @@ def generative_finetune(setup: DreamSetup, epochs: int, lr: float = 3e-4, temper
                      tau=lc.tau, seed=seed)
     hist = {"test_accuracy": [setup.test_accuracy(t)] if track else [], "data_energy": [], "dream_energy": [],
             "seconds": []}
+    codes = setup.learn.targets          # [task] styles > 1: class-and-style targets, for both rules
     for ep in range(int(epochs)):
         t0 = time.perf_counter()
         rep = gen.fit_epoch(t, setup.learn.xtr[:n_train], setup.task.y_train[:n_train], epoch=ep, classifier=clf,
-                            engine=setup.learn.engine, progress=progress)
+                            engine=setup.learn.engine, progress=progress,
+                            clamp=None if codes is None else codes[:n_train], classify_clamp=codes is not None)
         if track or ep == int(epochs) - 1:
             hist["test_accuracy"].append(setup.test_accuracy(t))
         hist["data_energy"].append(rep["data_energy"])
@@ -178,16 +182,25 @@ def generative_finetune(setup: DreamSetup, epochs: int, lr: float = 3e-4, temper
 
 def dream_from_store(setup: DreamSetup, tissue=None, chains: int = 8, schedule=((0.02, 2000),), dt: float = 0.2,
                      init: str = "rest", samples: int = 1, thin: int = 200, seed: int = 0, evaluate: bool = True,
-                     progress: bool = False) -> xr.Dataset:
+                     progress: bool = False, quench_steps: int = 0) -> xr.Dataset:
     """Dream every class of ``setup`` (or of ``tissue``, default the trained one) and return the Dataset
-    described in the module doc (figures in its attributes)."""
+    described in the module doc (figures in its attributes). A tissue trained with ``[task] styles``
+    = K dreams chain ``c`` of a class with its style ``c % K`` clamped. ``quench_steps > 0``: every
+    chain's last state is also settled at T = 0 for that many steps (same clamp) and scored, which
+    tells apart dreams that sit in different minima from thermal noise around one."""
     from plasticity.dreaming import dream, labels_of
+    from plasticity.readout import style_targets
 
     t = setup.tissue if tissue is None else tissue
     labels = labels_of(t)
     s0 = setup.mean_input_state() if init == "mean" else init
+    k_styles = int(getattr(setup.cfg.task, "styles", 1))
+    style = np.tile(np.arange(int(chains)) % k_styles, len(labels))
+    clamp = None
+    if k_styles > 1:
+        clamp = style_targets(t, k_styles, setup.target_on, setup.target_off)[np.repeat(labels, int(chains)), style]
     res = dream(t, labels, chains=chains, schedule=schedule, dt=dt, init=s0, target_on=setup.target_on,
-                target_off=setup.target_off, samples=samples, thin=thin, seed=seed, progress=progress)
+                target_off=setup.target_off, samples=samples, thin=thin, seed=seed, progress=progress, clamp=clamp)
     nl, nc, ns = len(labels), int(chains), int(samples)
     img = setup.images(res.state)                       # (S, B, h, w)
     h, w = img.shape[-2:]
@@ -211,8 +224,18 @@ def dream_from_store(setup: DreamSetup, tissue=None, chains: int = 8, schedule=(
                 "y": np.arange(w), "phase": np.arange(len(res.schedule)), "vx": np.arange(nx),
                 "vy": np.arange(ny), "vz": np.arange(nz)},
         attrs={"dt": float(dt), "init": init, "thin": int(thin), "seed": int(seed), "source": str(setup.store),
-               "target_on": setup.target_on, "target_off": setup.target_off},
+               "target_on": setup.target_on, "target_off": setup.target_off, "styles": k_styles},
     )
+    ds["style"] = (("label", "chain"), style.reshape(nl, nc),
+                   {"long_name": "style clamped with the class ([task] styles of the source; 0 if none)"})
+    quenched = None
+    if quench_steps:
+        q = dream(t, labels, chains=chains, schedule=[(0.0, int(quench_steps))], dt=dt, init=res.final,
+                  target_on=setup.target_on, target_off=setup.target_off, seed=seed, clamp=clamp)
+        quenched = setup.images(q.final).reshape(nl, nc, h, w)
+        ds["quenched_image"] = (("label", "chain", "x", "y"), quenched,
+                                {"long_name": "the last sample settled at T = 0 (same clamp)", "units": "1"})
+        ds.attrs["quench_steps"] = int(quench_steps)
     if evaluate:
         lab = np.broadcast_to(labels[:, None, None], (nl, nc, ns)).reshape(-1)
         ev = evaluate_dreams(img.reshape(-1, h, w), lab, setup.task)
@@ -225,6 +248,17 @@ def dream_from_store(setup: DreamSetup, tissue=None, chains: int = 8, schedule=(
                         diversity_mean=float(np.nanmean(ev["diversity"])),
                         diversity_min=float(np.nanmin(ev["diversity"])),
                         classifier_test_accuracy=ev["classifier_test_accuracy"])
+        if quenched is not None:
+            qv = evaluate_dreams(quenched.reshape(-1, h, w), np.repeat(labels, nc), setup.task)
+            ds["quenched_predicted"] = (("label", "chain"), qv["predicted"].reshape(nl, nc),
+                                        {"long_name": "class the logistic regression gives the quenched dream"})
+            ds["quenched_classified"] = ("label", qv["classified"],
+                                         {"long_name": "share of quenched dreams classified as the label"})
+            ds["quenched_diversity"] = ("label", qv["diversity"],
+                                        {"long_name": "diversity of the quenched dreams (as diversity)"})
+            ds.attrs.update(quenched_classified_mean=float(np.mean(qv["classified"])),
+                            quenched_diversity_mean=float(np.nanmean(qv["diversity"])),
+                            quenched_diversity_min=float(np.nanmin(qv["diversity"])))
     return ds
 
 
@@ -410,12 +444,14 @@ def run_generative(cfg, out, resume: bool = False, progress: bool = True, echo=N
             figs["classifier_test_accuracy_after"] = hist["test_accuracy"][-1]
         sched = [(p.temperature, p.steps) for p in d.anneal]
         ds = dream_from_store(setup, tissue, chains=d.chains, schedule=sched, dt=d.dt, init=d.init,
-                              samples=d.samples, thin=d.thin, seed=cfg.seed, evaluate=d.evaluate, progress=progress)
+                              samples=d.samples, thin=d.thin, seed=cfg.seed, evaluate=d.evaluate, progress=progress,
+                              quench_steps=d.quench_steps)
         if d.generative_epochs:
             from tissue import save_tissue
 
             ds.attrs["generative_test_accuracy"] = hist["test_accuracy"]
-        for k in ("classified_mean", "diversity_mean", "diversity_min"):
+        for k in ("classified_mean", "diversity_mean", "diversity_min", "quenched_classified_mean",
+                  "quenched_diversity_mean", "quenched_diversity_min"):
             if k in ds.attrs:
                 figs[f"dream_{k}"] = ds.attrs[k]
         png = dream_grid_png(ds, f"{stem}.dream.png",

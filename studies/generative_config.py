@@ -56,6 +56,9 @@ class DreamConfig:
                                  "ones (0: none)", 1e-3, lo=0)
     evaluate: bool = param("bool", "score the dreams with a logistic regression trained on the real digits "
                            "and their diversity against the real digits of each class", True)
+    quench_steps: int = param("int", "also settle every chain's last sample at T = 0 for this many steps and "
+                              "score those (quenched_*): is the dreams' diversity several minima or noise "
+                              "around one? (0: skip)", 0, lo=0)
 
 
 @dataclass(frozen=True, kw_only=True)

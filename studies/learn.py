@@ -15,6 +15,7 @@ Store layout (a zarr v3 group; ``open_run(path)`` reads the results)::
 
     train_accuracy, test_accuracy, loss, test_loss, epoch_seconds, brakes  (epoch)
     test_steps, test_converged, test_pred, test_label                      (sample)
+    train_style  ([task] styles > 1: each training image's k-means style)  (train_sample)
     blend_steps                                                             (blend)
     alignment   (nudging, beta, slab)   cosine with -dL/dW ("all" = whole table: slab -1)
     baseline_test_accuracy, baseline_train_accuracy, baseline_n_weights     (baseline)
@@ -48,7 +49,7 @@ from plasticity.alignment import alignment_curve, as_float64
 from tissue import INPUT, Tissue, load_tissue, save_tissue
 from tissue.records import _jsonable, package_version
 
-from .tasks import InputMap, auroc, blend_pairs, load_digits_task, pattern_task
+from .tasks import InputMap, auroc, blend_pairs, class_styles, load_digits_task, pattern_task
 
 ALIGN_BETAS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
@@ -62,6 +63,8 @@ class LearnSetup:
     trainer: EqProp
     engine: Langevin
     brake: LipschitzBrake | None
+    styles: np.ndarray | None = None     # (n_train,) style of each training image ([task] styles > 1)
+    targets: np.ndarray | None = None    # (n_train, n_outputs) its class-and-style target
 
 
 def build_learning(cfg) -> LearnSetup:
@@ -104,7 +107,13 @@ def build_learning(cfg) -> LearnSetup:
                              max_steps=d.max_steps, blowup=d.blowup)
     else:
         engine = Langevin(dt=d.dt, temperature=0.0, tol=d.tol, max_steps=d.max_steps, blowup=d.blowup)
-    return LearnSetup(t, task, xtr, xte, trainer, engine, brake)
+    styles = targets = None
+    if tk.styles > 1:
+        from plasticity.readout import style_targets
+
+        styles = class_styles(task.x_train, task.y_train, tk.styles, seed=cfg.seed)
+        targets = style_targets(t, tk.styles, lc.target_on, lc.target_off)[task.y_train, styles]
+    return LearnSetup(t, task, xtr, xte, trainer, engine, brake, styles, targets)
 
 
 def trainable_synapses(tissue) -> int:
@@ -216,7 +225,9 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     try:
         for epoch in range(done, lc.epochs):
             n_brakes = 0 if setup.brake is None else len(setup.brake.actions)
-            rep = tr.fit_epoch(t, eng, setup.xtr, task.y_train, epoch=epoch, progress=progress, epochs=lc.epochs)
+            extra = {} if setup.targets is None else {"targets": setup.targets}
+            rep = tr.fit_epoch(t, eng, setup.xtr, task.y_train, epoch=epoch, progress=progress, epochs=lc.epochs,
+                               **extra)
             ta = tr.averaged(t)          # the tissue itself unless [learning] average
             ev = tr.evaluate(ta, eng, setup.xte, task.y_test)
             hist["train_accuracy"].append(rep["accuracy"])
@@ -272,6 +283,9 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
         "test_pred": ("sample", ev["pred"], {"long_name": "predicted class", "units": "1"}),
         "test_label": ("sample", task.y_test, {"long_name": "true class", "units": "1"}),
     }
+    if setup.styles is not None:
+        data["train_style"] = ("train_sample", setup.styles, {
+            "long_name": "style of each training image within its class (k-means; [task] styles)", "units": "1"})
     extras = {"test_accuracy": float(ev["accuracy"]),
               "train_samples_per_s": float(len(setup.xtr) / np.median(hist["epoch_seconds"]))
               if hist["epoch_seconds"] else float("nan"),

@@ -14,6 +14,7 @@ Glue:
 - :class:`InputMap` / :func:`place_on_face`: images ``(n, h, w)`` -> values on
   an input face, in ``lattice.face(face)`` order, ready for
   ``Langevin.settle(tissue, inputs=...)`` after ``tissue.set_input(lattice.face(face))``;
+- :func:`class_styles`: k-means styles within each class (for ``[task] styles``).
 - :func:`one_hot_targets`, :func:`group_means`, :func:`predict_groups`: class
   targets and read-out on the output region (``tissue.region("output")`` order,
   one group of voxels per class, ``tissue.group == class``);
@@ -39,7 +40,7 @@ import numpy as np
 from plasticity.readout import group_means, one_hot_targets, predict_groups  # noqa: F401 (re-exported)
 from tissue.lattice import AXES, FACES, Lattice
 
-__all__ = ["InputMap", "Task", "auroc", "blend_pairs", "group_means", "load_digits_task",
+__all__ = ["InputMap", "Task", "auroc", "blend_pairs", "class_styles", "group_means", "load_digits_task",
            "one_hot_targets", "pattern_task", "place_on_face", "predict_groups"]
 
 ENCODINGS = ("intensity", "on_off")
@@ -206,6 +207,31 @@ def pattern_task(shape_xy=(8, 8), n_classes: int = 4, n_train: int = 400, n_test
     x = x.astype(np.float64)
     return Task(x[idx_tr], y[idx_tr], x[idx_te], y[idx_te], n_classes, shape, "patterns", attrs,
                 idx_tr, idx_te)
+
+
+def class_styles(x, y, styles: int, seed: int = 0) -> np.ndarray:
+    """The style of every image: its cluster among the images of its class, ``0 .. styles - 1``,
+    by k-means on the pixels (scikit-learn ``KMeans``, 10 restarts, ``random_state=seed``; clusters
+    numbered by their size, largest first, then by their mean pixel sum). ``styles = 1``: all 0."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    y = np.asarray(y).astype(np.int64)
+    out = np.zeros(len(y), dtype=np.int64)
+    if int(styles) <= 1:
+        return out
+    from sklearn.cluster import KMeans
+
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < styles:
+            raise ValueError(f"class {c} has {len(idx)} images, fewer than styles={styles}")
+        lab = KMeans(int(styles), n_init=10, random_state=seed).fit_predict(x[idx])
+        size = np.bincount(lab, minlength=styles)
+        ink = np.array([x[idx][lab == k].sum(1).mean() for k in range(styles)])
+        order = np.lexsort((ink, -size))             # largest cluster first
+        rank = np.empty(styles, np.int64)
+        rank[order] = np.arange(styles)
+        out[idx] = rank[lab]
+    return out
 
 
 def shift_images(images, max_shift: float, rng) -> np.ndarray:

@@ -8,8 +8,8 @@ import pytest
 import scipy.stats
 import xarray as xr
 
-from plasticity.dreaming import (GenerativeTrainer, dream, dream_view, face_to_images, parse_schedule,
-                                 style_clamps)
+from plasticity.dreaming import GenerativeTrainer, dream, dream_view, face_to_images, parse_schedule
+from plasticity.readout import style_targets
 from studies.config import ConfigError, load_config
 from studies.run import run
 from studies.tasks import InputMap
@@ -191,14 +191,14 @@ def test_generative_rule_teaches_a_tissue_to_dream_its_classes():
         assert np.abs(img[lab == c].mean(0) - x[y == c].mean(0)).mean() < 0.15
 
 
-def test_style_clamps_code_the_class_and_a_style():
+def test_style_targets_code_the_class_and_a_style():
     t = Tissue.cube((6, 6, 3), stencil=26, seed=0)
     t.set_input(t.lattice.face("z-"))
     t.set_output(t.lattice.face("z+"), groups=3, layout="interleaved")
     from plasticity.readout import one_hot_targets, predict_groups
 
-    assert np.array_equal(style_clamps(t, 1, 0.9, 0.1)[:, 0], one_hot_targets([0, 1, 2], t, 0.9, 0.1))
-    Y = style_clamps(t, 4)
+    assert np.array_equal(style_targets(t, 1, 0.9, 0.1)[:, 0], one_hot_targets([0, 1, 2], t, 0.9, 0.1))
+    Y = style_targets(t, 4)
     out = t.region("output")
     g = t.group[out]
     for c in range(3):
@@ -208,10 +208,10 @@ def test_style_clamps_code_the_class_and_a_style():
         state = np.zeros((4, t.n))
         state[:, out] = Y[c]
         assert np.all(predict_groups(state, t) == c)                            # the class is still read
-    soft = style_clamps(t, 2, sibling=0.5)
+    soft = style_targets(t, 2, sibling=0.5)
     assert np.all(soft[0, 0][(g == 0) & (Y[0, 1] == 1)] == 0.5) and np.all(soft[0, 0][g != 0] == 0)
     with pytest.raises(ValueError, match="styles must be an integer in"):
-        style_clamps(t, 13)
+        style_targets(t, 13)
 
 
 @pytest.mark.slow
@@ -231,7 +231,7 @@ def test_style_codes_give_a_class_one_attractor_per_style():
     t.set_input(t.lattice.face("z-"))
     t.set_output(t.lattice.face("z+"), groups=2, layout="interleaved")
     imap = InputMap(t.lattice, (4, 4), "z-", 1)
-    codes = style_clamps(t, 2)
+    codes = style_targets(t, 2)
     gen = GenerativeTrainer(lr=3e-3, temperature=0.02, steps=20, batch_size=16, seed=0)
     for ep in range(20):
         gen.fit_epoch(t, imap(x, tissue=t), y, epoch=ep, clamp=codes[y, k])
@@ -299,6 +299,51 @@ def test_dream_run_writes_samples_png_and_scores(learned, tmp_path):
     assert Langevin.energy(t, act)[0] == pytest.approx(float(ds.energy.isel(label=1, chain=0, sample=-1)),
                                                        rel=1e-4, abs=1e-4)
     ds.close()
+
+
+def test_a_styled_tissue_dreams_each_style_and_quenches(tmp_path):
+    """[task] styles = 2: the learning run trains on class-and-style targets (its store keeps each
+    training image's style, the k-means clusters of its class), and the dream run clamps chain c
+    of a class with style c % 2 (read back from the dreams' output voxels) and scores the dreams
+    settled at T = 0 (quench_steps)."""
+    from plasticity.readout import style_targets
+    from studies.learn import build_learning
+    from studies.tasks import class_styles
+    from tissue import load_tissue, open_run
+
+    learn = {"name": "tiny", "seed": 0, "tissue": {"shape": [8, 8, 3], "bias": 0.2},
+             "task": {"name": "patterns", "n_classes": 4, "noise": 0.1, "styles": 2},
+             "learning": {"epochs": 2, "blends": 0, "alignment_samples": 0, "batch_size": 32},
+             "dynamics": {"max_steps": 150, "tol": 1e-3}, "baselines": {"mlp": False, "logistic": False}}
+    store = tmp_path / "learn.zarr"
+    run(learn, store, progress=False)
+    setup = build_learning(load_config(learn))
+    res = open_run(store)
+    sty = res.train_style.values
+    assert np.array_equal(sty, class_styles(setup.task.x_train, setup.task.y_train, 2, seed=0))
+    for c in range(4):                           # two styles per class, the larger one first
+        n = np.bincount(sty[setup.task.y_train == c], minlength=2)
+        assert n.min() > 0 and n[0] >= n[1]
+    res.close()
+    out = tmp_path / "d.zarr"
+    s = run(dream_cfg(store, chains=4, generative_epochs=1, classifier_lr=1e-3, quench_steps=100), out,
+            progress=False)
+    ds = xr.open_zarr(out, group="dream", consolidated=False)
+    assert ds.attrs["styles"] == 2 and np.array_equal(ds["style"].values[0], [0, 1, 0, 1])
+    t = load_tissue(store)
+    codes = style_targets(t, 2)
+    out_vox = t.region("output")
+    act = ds.activation.values.reshape(4, 4, -1)
+    for c in range(4):
+        for ch in range(4):
+            assert np.allclose(act[c, ch, out_vox], codes[c, ch % 2])
+    assert ds.quenched_image.shape == (4, 4, 8, 8)
+    for k in ("dream_quenched_classified_mean", "dream_quenched_diversity_mean"):
+        assert 0 <= s.figures[k] <= 1.5
+    ds.close()
+    bad = dict(learn, task=dict(learn["task"], styles=40))
+    with pytest.raises(ConfigError, match=r"\[task\] styles"):
+        load_config(bad)
 
 
 @pytest.mark.parametrize("patch, needle", [

@@ -3,7 +3,7 @@
     python bench/explore/generative/styles.py learn-seed0.zarr --styles 4 [--epochs 2] [--T 0.025]
 
 Each class's training digits are split by k-means into ``styles`` clusters; the generative
-(Boltzmann) step clamps the output to the class's style subset (plasticity.dreaming.style_clamps),
+(Boltzmann) step clamps the output to the class's style subset (plasticity.readout.style_targets),
 EqProp steps keep the one-hot class targets. Dreams: chains // styles chains per (class, style);
 scored as sampled and quenched at T = 0 (does the diversity survive?).
 """
@@ -14,7 +14,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from plasticity import EqProp
-from plasticity.dreaming import GenerativeTrainer, dream, style_clamps
+from plasticity.dreaming import GenerativeTrainer, dream
+from plasticity.readout import style_targets as style_clamps
 from studies.generative import DreamSetup, evaluate_dreams
 
 ap = argparse.ArgumentParser()

@@ -3,7 +3,7 @@
     python bench/explore/generative/styles_train.py --styles 4 --seed 0 --out styles4-seed0.zarr
 
 configs/learn-digits.toml, but each training digit's EqProp target is the style code of its
-class (plasticity.dreaming.style_clamps: the class group's voxels dealt to `styles` subsets,
+class (plasticity.readout.style_targets: the class group's voxels dealt to `styles` subsets,
 the digit's k-means cluster within its class picks the subset that is on). The prediction is
 still the class group with the highest mean rate. Saves the tissue (group "tissue") and the
 styles (attrs) for bench/explore/generative/styles.py --tissue.
@@ -16,7 +16,7 @@ import numpy as np
 import zarr
 from sklearn.cluster import KMeans
 
-from plasticity.dreaming import style_clamps
+from plasticity.readout import style_targets as style_clamps
 from studies.config import load_config
 from studies.learn import build_learning
 from tissue.records import save_tissue
