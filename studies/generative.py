@@ -20,7 +20,11 @@ beside the store; the root attributes hold the config, the status and the figure
     ``classified (label)`` (share of dreams a logistic regression trained on the real
     training digits assigns to the clamped class) and ``diversity (label)`` (mean
     pairwise distance of the dreams over that of the real training digits of the class).
-    Picture: ``STORE.dream.png`` (one row per class, one column per chain).
+    Picture: ``STORE.dream.png`` (one row per class, one column per chain). With a source trained
+    with ``[task] styles`` = K, chain ``c`` of a class is dreamed with style ``c % K`` clamped
+    (``style (label, chain)``); with ``quench_steps``, every chain is then settled at T = 0 and
+    scored again (``quenched_image``, ``quenched_classified``, ``quenched_diversity``,
+    ``STORE.quenched.png``): diversity that survives the quench is several minima, not noise.
 
 ``[memory]``
     :func:`plasticity.memory.capacity_curve` for each rule: Dataset ``overlap (rule,
@@ -262,18 +266,24 @@ def dream_from_store(setup: DreamSetup, tissue=None, chains: int = 8, schedule=(
     return ds
 
 
-def dream_grid_png(ds: xr.Dataset, path, sample: int = -1, title: str | None = None) -> Path:
-    """One row per class, one column per chain: the dreamed images of ``sample``; the
-    logistic-regression verdict in the corner when the Dataset has it."""
+def dream_grid_png(ds: xr.Dataset, path, sample: int = -1, title: str | None = None,
+                   quenched: bool = False) -> Path:
+    """One row per class, one column per chain: the dreamed images of ``sample`` (``quenched``: the
+    same chains settled at T = 0); the logistic-regression verdict in the corner when the Dataset
+    has it."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    img = ds["image"].isel(sample=sample).values
+    if quenched:
+        img = ds["quenched_image"].values
+        pred = ds["quenched_predicted"].values if "quenched_predicted" in ds else None
+    else:
+        img = ds["image"].isel(sample=sample).values
+        pred = ds["predicted"].isel(sample=sample).values if "predicted" in ds else None
     nl, nc = img.shape[:2]
     fig, axes = plt.subplots(nl, nc, figsize=(0.9 * nc + 0.6, 0.9 * nl + 0.6), squeeze=False)
-    pred = ds["predicted"].isel(sample=sample).values if "predicted" in ds else None
     for i in range(nl):
         for j in range(nc):
             ax = axes[i, j]
@@ -459,6 +469,12 @@ def run_generative(cfg, out, resume: bool = False, progress: bool = True, echo=N
                                    + (f" after {d.generative_epochs} generative epochs" if d.generative_epochs else "")
                                    + (f"; classified {ds.attrs['classified_mean']:.0%}" if d.evaluate else ""))
         figs["dream_png"] = str(png)
+        if "quenched_image" in ds:
+            qpng = dream_grid_png(ds, f"{stem}.quenched.png", quenched=True,
+                                  title=f"the same chains settled at T = 0"
+                                        + (f"; classified {ds.attrs['quenched_classified_mean']:.0%}, diversity "
+                                           f"{ds.attrs['quenched_diversity_mean']:.2f}" if d.evaluate else ""))
+            figs["quenched_png"] = str(qpng)
         finish("dream", ds, figs)
         if d.generative_epochs:
             save_tissue(tissue, out, group="dream_tissue")

@@ -101,7 +101,7 @@ def _source_path(value: str, key: _Key) -> Path:
     if not (p / "zarr.json").is_file():
         where = f" (relative to the current directory {Path.cwd()})" if not p.is_absolute() else ""
         raise key.bad(value, f"must name a trained learning run store; {p}{where} is not a zarr store "
-                             f"(train one with: tissue run configs/learn-digits.toml --out STORE)")
+                             f"(train one with: tissue run configs/learn-digits-styles.toml --out STORE, or learn-digits.toml)")
     import json
 
     import zarr

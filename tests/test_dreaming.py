@@ -337,7 +337,7 @@ def test_a_styled_tissue_dreams_each_style_and_quenches(tmp_path):
     for c in range(4):
         for ch in range(4):
             assert np.allclose(act[c, ch, out_vox], codes[c, ch % 2])
-    assert ds.quenched_image.shape == (4, 4, 8, 8)
+    assert ds.quenched_image.shape == (4, 4, 8, 8) and (tmp_path / "d.quenched.png").stat().st_size > 1000
     for k in ("dream_quenched_classified_mean", "dream_quenched_diversity_mean"):
         assert 0 <= s.figures[k] <= 1.5
     ds.close()
@@ -376,7 +376,7 @@ def test_dream_config_refuses_foreign_sections_and_non_learning_stores(learned, 
 
 
 def test_shipped_dream_config_is_valid_with_its_store(learned, tmp_path, monkeypatch):
-    """configs/dream-digits.toml names learn.zarr relative to the working directory."""
+    """configs/dream-digits.toml names learn-styles.zarr relative to the working directory."""
     import shutil
     import tomllib
 
@@ -384,9 +384,9 @@ def test_shipped_dream_config_is_valid_with_its_store(learned, tmp_path, monkeyp
 
     raw = tomllib.loads((REPO / "configs" / "dream-digits.toml").read_text())
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"\[dream\] source.*learn.zarr"):
+    with pytest.raises(ConfigError, match=r"\[dream\] source.*learn-styles.zarr"):
         load_config(raw)
-    shutil.copytree(learned, tmp_path / "learn.zarr")
+    shutil.copytree(learned, tmp_path / "learn-styles.zarr")
     cfg = load_config(raw)
     assert cfg.dream.generative_epochs >= 1 and len(cfg.dream.anneal) == 2
 
