@@ -165,11 +165,15 @@ class ContinuousNudge(EqProp):
             return out
         return self._cycle(tissue, engine, x, y, init)
 
-    def train_step(self, tissue, engine, x, y, index=None) -> StepReport:
+    def train_step(self, tissue, engine, x, y, index=None, target=None) -> StepReport:
         """One mini-batch: a cycle of weakly nudged settles, then the update.
         ``index`` (example ids) enables persistent states (each example continues
         from its last equilibrium). ``loss`` and ``correct`` are read at the first
-        settle of the cycle (nudged by ``beta``: a weak nudge, not free)."""
+        settle of the cycle (nudged by ``beta``: a weak nudge, not free). Explicit
+        ``target`` rates are not supported here (the one-hot class targets only)."""
+        if target is not None:
+            raise ValueError("ContinuousNudge learns towards the one-hot class targets; explicit target rates "
+                             "need the two-phase EqProp")
         self._prepare(tissue)
         init = None
         parts = self._state["particles"]
