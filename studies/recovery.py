@@ -249,7 +249,10 @@ def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, 
     """Train ``epochs`` epochs under ``sched``; returns ``(t, acc, synapses, neurons)`` lists,
     measured at t = 0 and ``evals`` times per epoch (after batch ``round(k n_batches / evals)``).
     With ``[recovery] average`` the accuracy is that of the averaged weights, and ``tissue`` ends
-    with them. ``targets`` (``(n_train, n_outputs)``): output targets instead of the one-hot classes."""
+    with them. ``targets`` (``(n_train, n_outputs)``): output targets instead of the one-hot classes
+    (default: the class-and-style targets of a ``[task] styles`` tissue, else the one-hot classes)."""
+    if targets is None:
+        targets = setup.targets
     ts, acc, syn, neu = [], [], [], []
 
     def measure(t):
@@ -315,7 +318,7 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         hist = []
         for e in range(cfg.learning.epochs):
             setup.trainer.fit_epoch(setup.tissue, setup.engine, setup.xtr, setup.task.y_train, epoch=e,
-                                    progress=progress, epochs=cfg.learning.epochs)
+                                    progress=progress, epochs=cfg.learning.epochs, targets=setup.targets)
             hist.append(_accuracy(setup, setup.tissue))
             if say:
                 say(f"  training: epoch {e + 1}: accuracy {hist[-1]:.4f}")
