@@ -219,12 +219,14 @@ def class_styles(x, y, styles: int, seed: int = 0) -> np.ndarray:
     if int(styles) <= 1:
         return out
     from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
 
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
         if len(idx) < styles:
             raise ValueError(f"class {c} has {len(idx)} images, fewer than styles={styles}")
-        lab = KMeans(int(styles), n_init=10, random_state=seed).fit_predict(x[idx])
+        with threadpool_limits(1):            # one thread: the same clusters whatever the machine
+            lab = KMeans(int(styles), n_init=10, random_state=seed).fit_predict(x[idx])
         size = np.bincount(lab, minlength=styles)
         ink = np.array([x[idx][lab == k].sum(1).mean() for k in range(styles)])
         order = np.lexsort((ink, -size))             # largest cluster first
