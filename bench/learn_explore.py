@@ -84,9 +84,9 @@ def main(argv=None):
             """Recurrent backprop at the fixed point (Almeida-Pineda): the same tissue, settling and
             optimiser as EqProp, with its update replaced by the exact -dL/dtheta. No nudged phases."""
 
-            def phases(self, tissue, engine, x, y, init=None):
+            def phases(self, tissue, engine, x, y, init=None, target=None):
                 self._y = np.asarray(y)
-                target, cost = self.cost_for(tissue, y)
+                target, cost = self.cost_for(tissue, y, target)
                 free = engine.settle(tissue, inputs=x, init=init, target=target, cost=cost)
                 return free, free, free
 
