@@ -79,7 +79,7 @@ import zarr
 
 from plasticity import EqProp
 from plasticity.structural import Scheduler, StructuralPlasticity
-from tissue import HIDDEN, load_tissue, save_tissue
+from tissue import HIDDEN, OUTPUT, load_tissue, save_tissue
 from tissue.graph import METRICS, damage_metrics
 from tissue.lesions import (
     LesionLog,
@@ -251,8 +251,10 @@ def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, 
     With ``[recovery] average`` the accuracy is that of the averaged weights, and ``tissue`` ends
     with them. ``targets`` (``(n_train, n_outputs)``): output targets instead of the one-hot classes
     (default: the class-and-style targets of a ``[task] styles`` tissue, else the one-hot classes)."""
-    if targets is None:
-        targets = setup.targets
+    if targets is None and setup.targets is not None:
+        # the codes the tissue was trained on, on the output voxels still alive (a lesion may kill some)
+        out_all = np.flatnonzero(tissue.role == OUTPUT)
+        targets = setup.targets[:, np.searchsorted(out_all, tissue.region("output"))]
     ts, acc, syn, neu = [], [], [], []
 
     def measure(t):

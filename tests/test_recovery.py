@@ -447,3 +447,31 @@ def test_job_store_combines_in_a_sweep(tiny_run, tmp_path):
     line = table(comb)[-1]
     assert "learn_recovered_epoch1" in table(comb)[0]
     assert line.split()[-1] == f"{won:.3f}"
+
+
+@pytest.mark.slow
+def test_a_styled_tissue_recovers_on_the_codes_it_was_trained_on(tmp_path, monkeypatch):
+    """[task] styles: after a lesion that also kills output voxels, the recovery learns towards each
+    training image's class-and-style code as trained (computed here on the intact tissue), on the
+    output voxels still alive, not towards codes dealt anew over the survivors."""
+    import plasticity.structural as S
+    from plasticity.readout import style_targets
+    from studies.learn import build_learning
+
+    seen = []
+    orig = S.Scheduler.fit_epoch
+
+    def spy(self, tissue, x, y, *args, targets=None, **kw):
+        seen.append((tissue.region("output").copy(), None if targets is None else targets.copy()))
+        return orig(self, tissue, x, y, *args, targets=targets, **kw)
+
+    monkeypatch.setattr(S.Scheduler, "fit_epoch", spy)
+    cfg = load_config(_cfg(task={"styles": 2}, lesion={"roles": ["hidden", "output"], "curve_max": 0.0},
+                           recovery={"arms": ["learn"], "mlp": False, "control": False, "prune_target": 0.0}))
+    run(cfg, tmp_path / "s.zarr", progress=False)
+    setup = build_learning(cfg)
+    full = style_targets(setup.tissue, 2)[setup.task.y_train, setup.styles]     # (n_train, all outputs)
+    out_all = setup.tissue.region("output")
+    live, targets = seen[-1]
+    assert len(live) < len(out_all)                                      # the lesion took output voxels
+    assert np.array_equal(targets, full[:, np.isin(out_all, live)])
