@@ -198,7 +198,7 @@ def dream_from_store(setup: DreamSetup, tissue=None, chains: int = 8, schedule=(
     t = setup.tissue if tissue is None else tissue
     labels = labels_of(t)
     s0 = setup.mean_input_state() if init == "mean" else init
-    k_styles = int(getattr(setup.cfg.task, "styles", 1))
+    k_styles = int(setup.cfg.task.styles)
     style = np.tile(np.arange(int(chains)) % k_styles, len(labels))
     clamp = None
     if k_styles > 1:

@@ -44,10 +44,8 @@ def test_learning_store_holds_results_tissue_and_checks(tmp_path):
     assert run(TINY, out, resume=True, progress=False).status == "already complete"
 
 
-def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
-    cfg = dict(TINY, learning=dict(TINY["learning"], epochs=3, blends=0, alignment_samples=0))
-    full = tmp_path / "full.zarr"
-    run(cfg, full, progress=False)
+def _killed_in_second_epoch(cfg, out, monkeypatch):
+    """Run ``cfg`` into ``out`` and kill it (KeyboardInterrupt) during its second epoch."""
     import plasticity.eqprop as E
 
     calls = {"n": 0}
@@ -55,15 +53,22 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monk
 
     def dying(self, *a, **k):
         calls["n"] += 1
-        if calls["n"] == 2:            # killed during the second epoch
+        if calls["n"] == 2:
             raise KeyboardInterrupt
         return orig(self, *a, **k)
 
     monkeypatch.setattr(E.EqProp, "fit_epoch", dying)
-    part = tmp_path / "part.zarr"
     with pytest.raises(KeyboardInterrupt):
-        run(cfg, part, progress=False)
+        run(cfg, out, progress=False)
     monkeypatch.setattr(E.EqProp, "fit_epoch", orig)
+
+
+def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    cfg = dict(TINY, learning=dict(TINY["learning"], epochs=3, blends=0, alignment_samples=0))
+    full = tmp_path / "full.zarr"
+    run(cfg, full, progress=False)
+    part = tmp_path / "part.zarr"
+    _killed_in_second_epoch(cfg, part, monkeypatch)
     with pytest.raises(RunRefused, match="already exists"):
         run(cfg, part, progress=False)
     s = run(cfg, part, resume=True, progress=False)
@@ -117,20 +122,8 @@ def test_polyak_averaged_training_keeps_the_average_of_the_raw_trajectory_and_re
         float(ds.test_accuracy.values[-1]))
     ds.close()
     # killed during the second epoch, resumed: the same averaged tissue
-    calls = {"n": 0}
-    orig = E.EqProp.fit_epoch
-
-    def dying(self, *args, **kw):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return orig(self, *args, **kw)
-
-    monkeypatch.setattr(E.EqProp, "fit_epoch", dying)
     part = tmp_path / "part.zarr"
-    with pytest.raises(KeyboardInterrupt):
-        run(avg, part, progress=False)
-    monkeypatch.setattr(E.EqProp, "fit_epoch", orig)
+    _killed_in_second_epoch(avg, part, monkeypatch)
     run(avg, part, resume=True, progress=False)
     np.testing.assert_array_equal(load_tissue(part).syn.w, t.syn.w)
 

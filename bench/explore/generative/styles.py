@@ -11,12 +11,12 @@ import argparse
 import json
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from plasticity import EqProp
 from plasticity.dreaming import GenerativeTrainer, dream
 from plasticity.readout import style_targets as style_clamps
 from studies.generative import DreamSetup, evaluate_dreams
+from styles_train import kmeans_styles   # the same clusters as the prototype's training script
 
 ap = argparse.ArgumentParser()
 ap.add_argument("store")
@@ -40,12 +40,10 @@ t = setup.tissue.copy()
 lc = setup.cfg.learning
 xtr, ytr = setup.learn.xtr, setup.task.y_train
 K = a.styles
-style = np.zeros(len(ytr), dtype=np.int64)
-for c in range(10) if not a.tissue else []:
-    idx = np.flatnonzero(ytr == c)
-    style[idx] = KMeans(K, n_init=10, random_state=a.seed).fit_predict(setup.task.x_train[idx]) if K > 1 else 0
 if a.tissue:
     style = np.asarray(zarr.open_group(a.tissue, mode="r").attrs["style"])
+else:
+    style = kmeans_styles(setup.task.x_train, ytr, K, a.seed)
 codes = style_clamps(t, K, lc.target_on, lc.target_off, a.sibling)
 clamp = codes[ytr, style]
 gen = GenerativeTrainer(lr=3e-4, temperature=a.T, steps=20, batch_size=lc.batch_size, seed=a.seed)
