@@ -254,7 +254,7 @@ def compare(stores, n_align: int = 8, seed: int = 0) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", default="learn.zarr",
-                    help="a trained digits tissue: the store of `tissue run configs/learn-digits.toml --out learn.zarr`")
+                    help="a trained digits tissue: the store of `tissue run configs/learn-digits-16.toml --out learn.zarr`")
     ap.add_argument("--size", type=int, default=32, help="edge of the cube of the blob and flicker streams")
     ap.add_argument("--frames", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=3)
@@ -271,7 +271,7 @@ def main(argv=None):
         return
     if not a.compare and not (Path(a.store) / "tissue").is_dir():
         ap.error(f"--store {a.store}: no trained tissue there; make one with "
-                 f"`tissue run configs/learn-digits.toml --out {a.store}` (about 6 minutes)")
+                 f"`tissue run configs/learn-digits-16.toml --out {a.store}` (about 6 minutes)")
     threads = sorted({1, numba.config.NUMBA_NUM_THREADS}, reverse=True)
     streams = [("digit",) + digit_stream(a.store, a.frames), ("blob",) + blob_stream(a.size, a.frames),
                ("flicker",) + flicker_stream(a.size, a.frames)]
@@ -297,7 +297,7 @@ def main(argv=None):
         "",
         (f"Command: `NUMBA_NUM_THREADS={os.environ.get('NUMBA_NUM_THREADS', '')} python bench/bench_events.py "
         f"--store LEARN.zarr --frames {a.frames} --repeats {a.repeats} --tol {a.tol:g} --order {a.order} "
-        f"--out docs/benchmarks.md` (LEARN.zarr: `tissue run configs/learn-digits.toml`, seed 0)"),
+        f"--out docs/benchmarks.md` (LEARN.zarr: `tissue run configs/learn-digits-16.toml`, seed 0)"),
         "",
         f"Machine: {machine}.",
         "",

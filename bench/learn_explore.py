@@ -4,7 +4,7 @@
         --max-steps 1000 --lr 0.003 --beta 0.1 --bias 0.2 --schedule cosine --epochs 40
 
 Each row of the exploration table in docs/results.md is this script with the flags
-shown there. The shipped study (``tissue run configs/learn-digits.toml``) is the
+shown there. The shipped study (``tissue run configs/learn-digits-16.toml``) is the
 measured, stored, multi-seed version of the chosen row; this script is for trying
 settings quickly (nothing is stored).
 """

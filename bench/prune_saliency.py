@@ -2,7 +2,7 @@
 
     python bench/prune_saliency.py learn-seed0.zarr learn-seed1.zarr learn-seed2.zarr
 
-For each trained learning store (``tissue run configs/learn-digits.toml``), the free fixed
+For each trained learning store (``tissue run configs/learn-digits-16.toml``), the free fixed
 points of the training digits give each neuron's RMS rate ``r_i``; then a share of the
 synapses is removed at once, with no learning afterwards, ranked by
 

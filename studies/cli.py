@@ -367,7 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--size", type=int, default=None, metavar="N",
                    help="an N^3 tissue instead of 32^3, and an 8x8x5 learning tissue (quick runs)")
     d.add_argument("--learn-epochs", type=int, default=5, metavar="E",
-                   help="epochs of the learning step (configs/learn-digits.toml; 0 skips it; default 5)")
+                   help="epochs of the learning step (configs/learn-digits-16.toml; 0 skips it; default 5)")
     d.add_argument("--quiet", "-q", action="store_true", help="no progress bars, no summary")
     d.set_defaults(func=_cmd_demo)
 

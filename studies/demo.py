@@ -12,7 +12,7 @@ land in one directory, and a short summary is printed.
 ``configs/demo.toml`` is the same configuration written out with comments
 (a test checks that both give the same canonical config).
 
-Then the tissue learns: ``configs/learn-digits.toml`` shortened to a few epochs
+Then the tissue learns: ``configs/learn-digits-16.toml`` shortened to a few epochs
 (Equilibrium Propagation on the 8x8 digits, output 4 voxels from the input),
 written to ``learn.zarr`` with a learning-curve picture beside the backprop
 baselines trained on the same split (``learning.png``). The trained tissue is
@@ -69,11 +69,11 @@ class DemoResult:
     learn_summary: object = None  # studies.learn.LearnSummary
 
 
-LEARN_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "learn-digits.toml"
+LEARN_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "learn-digits-16.toml"
 
 
 def learn_demo_config(epochs: int = 5, small: bool = False):
-    """``configs/learn-digits.toml`` with ``epochs`` epochs and a short end-of-run check;
+    """``configs/learn-digits-16.toml`` with ``epochs`` epochs and a short end-of-run check;
     ``small``: an 8 x 8 x 5 tissue with the images at scale 1 (quick runs, tests)."""
     import tomllib
 

@@ -36,7 +36,7 @@ class AnnealPhase:
 class DreamConfig:
     """[dream]: Langevin sampling of the input with the output clamped to a label."""
 
-    source: str = param("str", "the trained learning run store (tissue run configs/learn-digits.toml); "
+    source: str = param("str", "the trained learning run store (tissue run configs/learn-digits-16.toml); "
                         "absolute, or relative to the current directory")
     chains: int = param("int", "independent chains per class", 8, lo=1)
     dt: float = param("float", "Langevin time step", 0.2, lo=0, lo_open=True)
@@ -101,7 +101,7 @@ def _source_path(value: str, key: _Key) -> Path:
     if not (p / "zarr.json").is_file():
         where = f" (relative to the current directory {Path.cwd()})" if not p.is_absolute() else ""
         raise key.bad(value, f"must name a trained learning run store; {p}{where} is not a zarr store "
-                             f"(train one with: tissue run configs/learn-digits-styles.toml --out STORE, or learn-digits.toml)")
+                             f"(train one with: tissue run configs/learn-digits-styles.toml --out STORE, or learn-digits-16.toml)")
     import json
 
     import zarr

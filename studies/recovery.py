@@ -142,7 +142,7 @@ def load_trained(cfg, setup) -> str:
     path = Path(cfg.recovery.trained.format(seed=cfg.seed))
     if not (path / "zarr.json").is_file():
         raise RunRefused(f"[recovery] trained: {path} is not a run store; train it first with "
-                         f"`tissue run configs/learn-digits.toml --out {path}` (with seed = {cfg.seed}), "
+                         f"`tissue run configs/learn-digits-16.toml --out {path}` (with seed = {cfg.seed}), "
                          f"or remove the key to train inside this run")
     attrs = dict(zarr.open_group(path, mode="r").attrs)
     if attrs.get("status") != "complete" or "config" not in attrs:

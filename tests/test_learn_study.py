@@ -5,8 +5,10 @@ import pytest
 
 from studies.cli import main
 from studies.config import ConfigError, load_config
+from studies.learn import build_learning
 from studies.run import RunRefused, run
 from tissue import load_tissue, open_run
+from tissue.core import INPUT, OUTPUT
 
 TINY = {
     "name": "tiny", "seed": 0,
@@ -155,7 +157,15 @@ def test_bad_learning_configs_name_the_key(patch, needle):
 def test_shipped_learning_config_is_valid_and_cli_rejects_bad_one(tmp_path, capsys):
     cfg = load_config("configs/learn-digits.toml")
     assert cfg.learning is not None and cfg.task.name == "digits"
-    assert cfg.tissue.shape[2] - 1 >= 4          # output at least 4 voxels from the input
+    # the digits tissue: input at z = 0, output at z >= 4, at most 20 000 neurons,
+    # at least 90% of the synapses within the 26-neighbourhood (measured on the built wiring)
+    t = build_learning(cfg).tissue
+    xyz = t.lattice.coords()
+    assert set(xyz[t.role == INPUT, 2]) == {0} and xyz[t.role == OUTPUT, 2].min() >= 4
+    assert t.n <= 20_000
+    i, j, _ = t.syn.edges()
+    local = np.abs(xyz[i] - xyz[j]).max(axis=1) <= 1
+    assert local.mean() >= 0.90, local.mean()
     bad = tmp_path / "bad.toml"
     bad.write_text('[tissue]\nshape = [8, 8, 3]\n[task]\n[learning]\nbeta = -1\n[dynamics]\n')
     assert main(["run", str(bad), "--out", str(tmp_path / "x.zarr")]) == 2

@@ -2,7 +2,7 @@
 
     python bench/explore/generative/styles_train.py --styles 4 --seed 0 --out styles4-seed0.zarr
 
-configs/learn-digits.toml, but each training digit's EqProp target is the style code of its
+configs/learn-digits-16.toml, but each training digit's EqProp target is the style code of its
 class (plasticity.readout.style_targets: the class group's voxels dealt to `styles` subsets,
 the digit's k-means cluster within its class picks the subset that is on). The prediction is
 still the class group with the highest mean rate. Saves the tissue (group "tissue") and the
@@ -36,7 +36,7 @@ if __name__ == "__main__":
     ap.add_argument("--styles", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--config", default="configs/learn-digits.toml")
+    ap.add_argument("--config", default="configs/learn-digits-16.toml")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     import tomllib
