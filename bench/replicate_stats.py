@@ -63,9 +63,11 @@ def main(argv=None):
             if any(_get(cfg, k) != v for k, v in where):
                 continue
             run = (cfg["seed"], _get(cfg, "recovery.replicate") or 0)
-            group = groups.setdefault(_get(cfg, a.by), {})
+            key = _get(cfg, a.by)
+            key = tuple(key) if isinstance(key, list) else key      # e.g. tissue.shape
+            group = groups.setdefault(key, {})
             if run in group:
-                sys.exit(f"two jobs of {a.by} = {_get(cfg, a.by)} are run (seed, replicate) = {run}, the "
+                sys.exit(f"two jobs of {a.by} = {key} are run (seed, replicate) = {run}, the "
                          f"second {path}: narrow the jobs with --where KEY=VALUE")
             group[run] = attrs
     keys = sorted(groups, key=lambda k: (k is None, k))
