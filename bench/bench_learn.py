@@ -4,8 +4,9 @@
                                                    [--epochs 3] [--out docs/benchmarks.md]
 
 Times ``EqProp.fit_epoch`` (free + two nudged settles per mini-batch, and the update)
-on each config's tissue (by default the 32 x 32 x 5 digits tissue and the 16 x 16 x 5 one) after a warm-up epoch (compilation), and reports training
-samples per second, settling steps per sample and neuron-updates per second. The
+on each config's tissue (by default the 32 x 32 x 5 digits tissue and the 16 x 16 x 5 one)
+after a warm-up epoch (compilation), and reports training samples per second and free-phase
+settling steps per sample. The
 MLP baseline with as many weights (scikit-learn, backprop, Adam, same batch size)
 is timed on the same machine in the same run: samples / s = epochs * n_train / fit time.
 Figures go between markers in docs/benchmarks.md.
