@@ -216,6 +216,16 @@ class LearningConfig:
                            "itself (decay per batch; 0.995 averages over about 200 batches, 5 epochs of the "
                            "digits); the held-out accuracy is read, and the trained tissue kept, with the "
                            "averages (0: off)", 0.0, lo=0, hi=0.9999)
+    prune_target: float = param("float", "pruning while learning: share of the synapses removed by the start "
+                                "of epoch prune_end, in cuts at the start of epochs prune_start .. prune_end - 1 "
+                                "on a cubic schedule (0: off)", 0.0, lo=0, hi=0.95)
+    prune_start: int = param("int", "pruning while learning: the first epoch (0-based) that starts with a cut",
+                             15, lo=0)
+    prune_end: int = param("int", "pruning while learning: the epoch that starts with prune_target removed",
+                           30, lo=1)
+    prune_by: str = param("choice", "pruning while learning: cut the synapses of smallest |w| r_i r_j "
+                          "(activity; r: RMS rates at the training digits' free fixed points) or smallest |w| "
+                          "(weight)", "activity", choices=("activity", "weight"))
     blends: int = param("int", "ambiguous 50/50 blends of two test digits for the uncertainty AUROC",
                         200, lo=0)
     alignment_samples: int = param("int", "test samples of the final gradient-alignment check "
@@ -236,6 +246,12 @@ class LearningConfig:
             for key in ("modulation", "cycle", "contrast_tau"):
                 if getattr(self, key) is not None:
                     raise _Key("learning", key).bad(getattr(self, key), 'only with mode = "continuous"')
+        if self.prune_target > 0:
+            if self.mode != "two_phase":
+                raise _Key("learning", "prune_target").bad(self.prune_target, 'only with mode = "two_phase"')
+            if not self.prune_start < self.prune_end <= self.epochs:
+                raise _Key("learning", "prune_end").bad(
+                    self.prune_end, f"needs prune_start ({self.prune_start}) < prune_end <= epochs ({self.epochs})")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,10 @@
    one group of voxels per class;
 2. train with Equilibrium Propagation (:class:`plasticity.EqProp`), one epoch at a
    time, evaluating the held-out split after every epoch; homeostasis
-   (:class:`plasticity.LipschitzBrake`) brakes when a free phase stalls;
+   (:class:`plasticity.LipschitzBrake`) brakes when a free phase stalls; with
+   ``[learning] prune_target`` the epochs ``prune_start .. prune_end - 1`` begin
+   with a cut of the least salient synapses (:func:`prune_share`), so the tissue
+   learns on as it is pruned;
 3. at the end: per-sample settling steps on the test set and on ambiguous
    blends, their AUROCs, the gradient alignment (cosine of the EqProp update with
    the exact implicit-differentiation gradient, per z slab, against beta, for
@@ -13,7 +16,7 @@
 
 Store layout (a zarr v3 group; ``open_run(path)`` reads the results)::
 
-    train_accuracy, test_accuracy, loss, test_loss, epoch_seconds, brakes  (epoch)
+    train_accuracy, test_accuracy, loss, test_loss, epoch_seconds, brakes, synapses  (epoch)
     test_steps, test_converged, test_pred, test_label                      (sample)
     train_style  ([task] styles > 1: each training image's k-means style)  (train_sample)
     blend_steps                                                             (blend)
@@ -116,6 +119,44 @@ def build_learning(cfg) -> LearnSetup:
     return LearnSetup(t, task, xtr, xte, trainer, engine, brake, styles, targets)
 
 
+def training_rates(setup, tissue, batch: int = 128) -> np.ndarray:
+    """The free-phase rates ``(n_train, N)`` of ``tissue`` at the fixed points of the training inputs."""
+    return np.concatenate([setup.engine.settle(tissue, inputs=setup.xtr[lo:lo + batch]).rates
+                           for lo in range(0, len(setup.xtr), batch)])
+
+
+def prune_share(lc, epoch: int) -> float:
+    """Share of the synapses that pruning while learning (``[learning] prune_*``) has removed once
+    ``epoch`` (0-based) starts: 0 before ``prune_start``, then the cubic schedule of Zhu & Gupta
+    (2017), ``target (1 - (1 - k / n)^3)`` after the k-th of the ``n = prune_end - prune_start``
+    cuts, and ``prune_target`` from ``prune_end - 1`` on (most is cut early, while the learning
+    rate is high; the last cuts are small)."""
+    if lc.prune_target <= 0 or epoch < lc.prune_start:
+        return 0.0
+    n = lc.prune_end - lc.prune_start
+    k = min(epoch - lc.prune_start + 1, n)
+    return float(lc.prune_target * (1.0 - (1.0 - k / n) ** 3))
+
+
+def prune_while_learning(setup, lc, epoch: int, total: int) -> int:
+    """The cut at the start of ``epoch``: remove the synapses of smallest saliency
+    (``lc.prune_by``) until ``prune_share(lc, epoch)`` of the ``total`` synapses the tissue was
+    built with are gone; the rates of ``activity`` are those of the training digits' free fixed
+    points on the tissue as it is. Returns how many were removed now."""
+    from plasticity.structural import StructuralPlasticity
+
+    t = setup.tissue
+    count = int(round(prune_share(lc, epoch) * total)) - (total - t.syn.n_synapses)
+    if count <= 0:
+        return 0
+    sp = StructuralPlasticity(prune_by=lc.prune_by)
+    if lc.prune_by == "activity":
+        sp.observe_rates(t, training_rates(setup, t))
+    removed = sp.prune_least(t, count)
+    setup.trainer.invalidate()
+    return removed
+
+
 def trainable_synapses(tissue) -> int:
     """Synapses with at least one end free to learn (not both on the clamped input)."""
     i, j, _ = tissue.syn.edges()
@@ -124,7 +165,7 @@ def trainable_synapses(tissue) -> int:
 
 
 # ------------------------------------------------------------------ checkpoints
-_HIST = ("train_accuracy", "test_accuracy", "loss", "test_loss", "epoch_seconds", "brakes", "probe")
+_HIST = ("train_accuracy", "test_accuracy", "loss", "test_loss", "epoch_seconds", "brakes", "probe", "synapses")
 PROBES = 4   # held-out samples whose free fixed point is kept after every epoch (a learning movie)
 
 
@@ -156,6 +197,7 @@ def _load_checkpoint(out: Path, setup: LearnSetup) -> tuple[dict, int]:
     hist = {k: (list(g[f"hist_{k}"][...]) if k == "probe" else g[f"hist_{k}"][...].tolist())
             for k in _HIST if f"hist_{k}" in g}
     hist.setdefault("probe", [])   # a store checkpointed before probes were kept
+    hist.setdefault("synapses", [setup.tissue.syn.n_synapses] * done)   # ... or before synapse counts were
     if setup.brake is not None and "brake_actions" in g.attrs:
         setup.brake.actions = json.loads(g.attrs["brake_actions"])
     return hist, done
@@ -196,6 +238,8 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     lc = cfg.learning
     canonical = cfg.to_dict()
     resumed_from = None
+    built_synapses = setup.tissue.syn.n_synapses          # before a resumed run loads its (pruned) tissue
+    n_weights = trainable_synapses(setup.tissue)
     if resume and (out / "zarr.json").is_file():
         hist, done = _load_checkpoint(out, setup)
         resumed_from = done
@@ -205,12 +249,11 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
             shutil.rmtree(out)
         hist, done = {k: [] for k in _HIST}, 0
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    n_weights = trainable_synapses(setup.tissue)
     base = {
         "title": f"neural-tissue learning run {cfg.name!r}", "kind": "learning", "name": cfg.name,
         "config": canonical, "seed": cfg.seed, "package": "neural-tissue", "package_version": package_version(),
         "created": created, "status": "running", "n_weights": n_weights, "n_neurons": int(setup.tissue.alive.sum()),
-        "synapses": setup.tissue.syn.n_synapses,
+        "synapses": built_synapses,
     }
     if (out / "zarr.json").is_file():
         zarr.open_group(out, mode="a").update_attributes(_jsonable(base))
@@ -224,6 +267,7 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         bar = tqdm(total=lc.epochs, initial=done, desc="epochs", unit="epoch")
     try:
         for epoch in range(done, lc.epochs):
+            prune_while_learning(setup, lc, epoch, built_synapses)
             n_brakes = 0 if setup.brake is None else len(setup.brake.actions)
             extra = {} if setup.targets is None else {"targets": setup.targets}
             rep = tr.fit_epoch(t, eng, setup.xtr, task.y_train, epoch=epoch, progress=progress, epochs=lc.epochs,
@@ -236,6 +280,7 @@ def run_learning(cfg, out, resume: bool = False, progress: bool = True, echo=Non
             hist["test_loss"].append(ev["loss"])
             hist["epoch_seconds"].append(rep["seconds"])
             hist["brakes"].append(0 if setup.brake is None else len(setup.brake.actions) - n_brakes)
+            hist["synapses"].append(t.syn.n_synapses)
             hist["probe"].append(eng.settle(ta, inputs=setup.xte[:PROBES]).rates.astype(np.float32))
             _save_checkpoint(out, "ab"[epoch % 2], setup, hist, epoch + 1)
             if bar is not None:
@@ -277,6 +322,9 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
                           {"long_name": "wall time of the training epoch", "units": "s"}),
         "brakes": ("epoch", np.array(hist["brakes"], dtype=np.int64),
                    {"long_name": "homeostatic weight rescalings in the epoch", "units": "1"}),
+        "synapses": ("epoch", np.array(hist["synapses"], dtype=np.int64),
+                     {"long_name": "synapses in the tissue after the epoch ([learning] prune_target: fewer)",
+                      "units": "1"}),
         "test_steps": ("sample", ev["steps"], {"long_name": "free-phase settling steps", "units": "1"}),
         "probe_label": ("trial", task.y_test[:PROBES], {"long_name": "class of the probe digit", "units": "1"}),
         "test_converged": ("sample", ev["converged"], {"long_name": "free phase reached tol"}),
@@ -287,6 +335,7 @@ def _final_measures(cfg, setup: LearnSetup, out: Path, hist: dict) -> dict:
         data["train_style"] = ("train_sample", setup.styles, {
             "long_name": "style of each training image within its class (k-means; [task] styles)", "units": "1"})
     extras = {"test_accuracy": float(ev["accuracy"]),
+              "synapses_final": int(t.syn.n_synapses),
               "train_samples_per_s": float(len(setup.xtr) / np.median(hist["epoch_seconds"]))
               if hist["epoch_seconds"] else float("nan"),
               "auroc_misclassified": auroc(ev["steps"], wrong)}

@@ -90,6 +90,7 @@ from tissue.lesions import (
     weight_noise,
 )
 from tissue.records import _jsonable, package_version
+from .learn import training_rates   # the rates at the training digits (also used here)
 
 __all__ = ["apply_lesion", "demo_step", "epochs_to_reach", "load_trained", "plot_damage_curve",
            "plot_recovery", "recovered_share", "run_recovery"]
@@ -192,12 +193,6 @@ def warm_start(trainer, tissue, state: dict, nbr0: np.ndarray, alive0: np.ndarra
         if f"opt_{k}" in state:
             arrays[f"opt_{k}"] = np.where(same, np.asarray(state[f"opt_{k}"]), 0.0)
     trainer.import_state(tissue, arrays)
-
-
-def training_rates(setup, tissue, batch: int = 128) -> np.ndarray:
-    """The free-phase rates ``(n_train, N)`` of ``tissue`` at the fixed points of the training inputs."""
-    return np.concatenate([setup.engine.settle(tissue, inputs=setup.xtr[lo:lo + batch]).rates
-                           for lo in range(0, len(setup.xtr), batch)])
 
 
 def _stream(cfg, *tags) -> int:

@@ -130,12 +130,77 @@ def test_polyak_averaged_training_keeps_the_average_of_the_raw_trajectory_and_re
     np.testing.assert_array_equal(load_tissue(part).syn.w, t.syn.w)
 
 
+def test_pruning_while_learning_cuts_the_least_salient_synapses_on_schedule_and_resumes(tmp_path, monkeypatch):
+    """[learning] prune_target: the synapse count per epoch follows the cut schedule (nothing before
+    prune_start, the target from prune_end - 1 on, never rising); every cut takes the smallest
+    |w| r_i r_j, checked with scipy and a fresh settle; the table stays valid; an interrupted run
+    resumes to the uninterrupted one."""
+    from studies.learn import prune_share, prune_while_learning, training_rates
+
+    learning = dict(TINY["learning"], epochs=4, blends=0, alignment_samples=0, prune_target=0.5,
+                    prune_start=1, prune_end=3)
+    cfg = dict(TINY, learning=learning)
+    lc = load_config(cfg).learning
+    shares = [prune_share(lc, e) for e in range(4)]
+    assert shares[0] == 0.0 and 0.0 < shares[1] < 0.5 and shares[2] == shares[3] == 0.5
+    full = tmp_path / "full.zarr"
+    run(cfg, full, progress=False)
+    ds = open_run(full)
+    total = int(ds.attrs["synapses"])
+    n = ds.synapses.values
+    assert n[0] == total and n[1] == total - round(shares[1] * total) and n[2] == n[3] == total - round(0.5 * total)
+    t = load_tissue(full)
+    t.syn.check()
+    assert t.syn.n_synapses == n[-1] == ds.attrs["synapses_final"]
+    # the cut itself, on the built tissue: the removed synapses are the least salient
+    setup = build_learning(load_config(cfg))
+    before = setup.tissue.syn.to_scipy().tocoo()
+    r = np.sqrt((setup.engine.settle(setup.tissue, inputs=setup.xtr).rates.astype(np.float64) ** 2).mean(0))
+    assert np.allclose(r, np.sqrt((training_rates(setup, setup.tissue) ** 2).mean(0)))
+    removed = prune_while_learning(setup, lc, 1, total)
+    assert removed == round(shares[1] * total)
+    after = setup.tissue.syn.to_scipy()
+    half = before.row < before.col
+    i, j, w = before.row[half], before.col[half], before.data[half]
+    gone = np.asarray(after[i, j]).ravel() == 0
+    sal = np.abs(w) * r[i] * r[j]
+    assert gone.sum() == removed and sal[gone].max() <= sal[~gone].min()
+    # killed in the second epoch (after the first cut), resumed: the same pruned tissue and history
+    part = tmp_path / "part.zarr"
+    _killed_in_second_epoch(cfg, part, monkeypatch)
+    run(cfg, part, resume=True, progress=False)
+    b = load_tissue(part)
+    np.testing.assert_array_equal(t.syn.nbr, b.syn.nbr)
+    np.testing.assert_array_equal(t.syn.w, b.syn.w)
+    np.testing.assert_array_equal(ds.synapses.values, open_run(part).synapses.values)
+
+
+def test_shipped_pruning_sweep_pairs_whole_and_pruned_runs_of_the_digits_study():
+    """configs/sweep-prune.toml: per seed, the learn-digits-16 run and the same run pruned to half."""
+    from studies.learn import prune_share
+    from studies.sweep import load_sweep
+
+    spec = load_sweep("configs/sweep-prune.toml")
+    assert [g.name for g in spec.grid] == ["prune_target", "seed"] and len(spec.jobs) == 6
+    base = load_config("configs/learn-digits-16.toml").to_dict()
+    for job in spec.jobs:
+        cfg = job.config
+        lc = cfg.learning
+        if lc.prune_target == 0:    # exactly the shipped learning run of that seed
+            assert cfg.to_dict() == dict(base, seed=cfg.seed)
+        else:
+            assert lc.prune_target == 0.5 and prune_share(lc, lc.epochs - 1) == 0.5 and lc.prune_end < lc.epochs
+
+
 @pytest.mark.parametrize("patch,needle", [
     ({"learning": {"beta": 0.0}}, "[learning] beta"),
     ({"learning": {"symmetric": "yes"}}, "[learning] symmetric"),
     ({"learning": {"optimizer": "rmsprop"}}, "[learning] optimizer"),
     ({"learning": {"epochs": 0}}, "[learning] epochs"),
     ({"learning": {"average": 1.0}}, "[learning] average"),
+    ({"learning": {"prune_target": 0.5, "prune_start": 1, "prune_end": 9}}, "[learning] prune_end"),
+    ({"learning": {"prune_target": 0.99}}, "[learning] prune_target"),
+    ({"learning": {"prune_by": "fisher"}}, "[learning] prune_by"),
     ({"task": {"upsample": 3}}, "[tissue] shape"),
     ({"task": {"name": "mnist"}}, "[task] name"),
     ({"task": {"encoding": "on_off", "upsample": 1}}, "[task] encoding"),
