@@ -142,12 +142,16 @@ def load_trained(cfg, setup) -> str:
 
     path = Path(cfg.recovery.trained.format(seed=cfg.seed))
     if not (path / "zarr.json").is_file():
+        shape = "x".join(str(n) for n in cfg.tissue.shape)
+        learn = "configs/learn-digits-16.toml" if shape == "16x16x5" else "a learning config"
         raise RunRefused(f"[recovery] trained: {path} is not a run store; train it first with "
-                         f"`tissue run configs/learn-digits-16.toml --out {path}` (with seed = {cfg.seed}), "
+                         f"`tissue run {learn} --out {path}` (seed = {cfg.seed}, the same [tissue], [task], "
+                         f"[learning] and [dynamics] as this run; tissue {shape}), "
                          f"or remove the key to train inside this run")
     attrs = dict(zarr.open_group(path, mode="r").attrs)
     if attrs.get("status") != "complete" or "config" not in attrs:
-        raise RunRefused(f"[recovery] trained: {path} is not a complete learning run")
+        raise RunRefused(f"[recovery] trained: {path} is not a complete learning run "
+                         f"(status {attrs.get('status')!r}; finish it with `tissue run ... --out {path} --resume`)")
     stored = attrs["config"]
     stored = json.loads(stored) if isinstance(stored, str) else stored
     stored = _learning_part(json.loads(json.dumps(load_config(stored).to_dict())))
