@@ -18,7 +18,6 @@ docs/results_damage.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,34 +28,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def one_store(path, fractions, batch=128):
-    import zarr
+    from studies.learn import cut_least_salient, load_learning_store, trainable_synapses, training_rates
+    from studies.recovery import _accuracy as accuracy
 
-    from plasticity.structural import StructuralPlasticity
-    from studies.config import load_config
-    from studies.learn import build_learning, trainable_synapses
-    from studies.recovery import training_rates
-    from tissue import load_tissue
-
-    attrs = dict(zarr.open_group(path, mode="r").attrs)
-    raw = attrs["config"]
-    cfg = load_config(json.loads(raw) if isinstance(raw, str) else raw)
-    setup = build_learning(cfg)
-    trained = load_tissue(path)
-    tr = setup.trainer
-
-    def accuracy(t):
-        return tr.evaluate(t, setup.engine, setup.xte, setup.task.y_test)["accuracy"]
+    cfg, setup = load_learning_store(path)
+    trained = setup.tissue
 
     rates = training_rates(setup, trained, batch)
-    rows = [("none", 0.0, 0.0, accuracy(trained))]
+    rows = [("none", 0.0, 0.0, accuracy(setup, trained))]
     total, trainable = trained.syn.n_synapses, trainable_synapses(trained)
     for by in ("weight", "activity"):
         for f in fractions:
             t = trained.copy()
-            sp = StructuralPlasticity(prune_by=by)
-            sp.observe_rates(t, rates)                            # one batch: the mean over the training set
-            sp.prune_least(t, int(round(f * total)))
-            rows.append((by, 1 - t.syn.n_synapses / total, 1 - trainable_synapses(t) / trainable, accuracy(t)))
+            cut_least_salient(setup, t, int(round(f * total)), by, rates)
+            rows.append((by, 1 - t.syn.n_synapses / total, 1 - trainable_synapses(t) / trainable,
+                         accuracy(setup, t)))
     return cfg.seed, rows
 
 

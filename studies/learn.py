@@ -138,23 +138,43 @@ def prune_share(lc, epoch: int) -> float:
     return float(lc.prune_target * (1.0 - (1.0 - k / n) ** 3))
 
 
-def prune_while_learning(setup, lc, epoch: int, total: int) -> int:
-    """The cut at the start of ``epoch``: remove the synapses of smallest saliency
-    (``lc.prune_by``) until ``prune_share(lc, epoch)`` of the ``total`` synapses the tissue was
-    built with are gone; the rates of ``activity`` are those of the training digits' free fixed
-    points on the tissue as it is. Returns how many were removed now."""
+def cut_least_salient(setup, tissue, count: int, by: str = "activity", rates=None) -> int:
+    """Remove the ``count`` synapses of ``tissue`` of smallest saliency at once
+    (:meth:`plasticity.structural.StructuralPlasticity.prune_least`): ``|w|`` for ``by="weight"``,
+    ``|w| r_i r_j`` for ``by="activity"`` with ``r`` the RMS rates of ``rates`` (default: the
+    training digits' free fixed points on ``tissue`` as it is). Returns how many were removed."""
     from plasticity.structural import StructuralPlasticity
 
+    sp = StructuralPlasticity(prune_by=by)
+    if by == "activity":
+        sp.observe_rates(tissue, training_rates(setup, tissue) if rates is None else rates)
+    return sp.prune_least(tissue, count)
+
+
+def prune_while_learning(setup, lc, epoch: int, total: int) -> int:
+    """The cut at the start of ``epoch``: remove the synapses of smallest saliency
+    (``lc.prune_by``, :func:`cut_least_salient`) until ``prune_share(lc, epoch)`` of the
+    ``total`` synapses the tissue was built with are gone. Returns how many were removed now."""
     t = setup.tissue
     count = int(round(prune_share(lc, epoch) * total)) - (total - t.syn.n_synapses)
     if count <= 0:
         return 0
-    sp = StructuralPlasticity(prune_by=lc.prune_by)
-    if lc.prune_by == "activity":
-        sp.observe_rates(t, training_rates(setup, t))
-    removed = sp.prune_least(t, count)
+    removed = cut_least_salient(setup, t, count, lc.prune_by)
     setup.trainer.invalidate()
     return removed
+
+
+def load_learning_store(path):
+    """``(cfg, setup)`` of a learning-run store: its config, built with :func:`build_learning`,
+    and ``setup.tissue`` holding the store's trained synapses, biases and living neurons."""
+    from .config import load_config
+
+    raw = dict(zarr.open_group(path, mode="r").attrs)["config"]
+    cfg = load_config(json.loads(raw) if isinstance(raw, str) else raw)
+    setup = build_learning(cfg)
+    t = load_tissue(path)
+    setup.tissue.syn, setup.tissue.bias, setup.tissue.alive = t.syn, t.bias, t.alive
+    return cfg, setup
 
 
 def trainable_synapses(tissue) -> int:

@@ -142,12 +142,10 @@ def load_trained(cfg, setup) -> str:
 
     path = Path(cfg.recovery.trained.format(seed=cfg.seed))
     if not (path / "zarr.json").is_file():
-        shape = "x".join(str(n) for n in cfg.tissue.shape)
-        learn = "configs/learn-digits-16.toml" if shape == "16x16x5" else "a learning config"
-        raise RunRefused(f"[recovery] trained: {path} is not a run store; train it first with "
-                         f"`tissue run {learn} --out {path}` (seed = {cfg.seed}, the same [tissue], [task], "
-                         f"[learning] and [dynamics] as this run; tissue {shape}), "
-                         f"or remove the key to train inside this run")
+        raise RunRefused(f"[recovery] trained: {path} is not a run store; train it first with `tissue run "
+                         f"LEARN.toml --out {path}`, LEARN.toml having this run's seed ({cfg.seed}), [tissue] "
+                         f"(shape {list(cfg.tissue.shape)}), [task], [learning] and [dynamics] (for the shipped "
+                         f"study: configs/learn-digits-16.toml), or remove the key to train inside this run")
     attrs = dict(zarr.open_group(path, mode="r").attrs)
     if attrs.get("status") != "complete" or "config" not in attrs:
         raise RunRefused(f"[recovery] trained: {path} is not a complete learning run "
@@ -294,7 +292,7 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
     import xarray as xr
 
     from .baselines import ablate_mlp_hidden, mlp_baseline, mlp_retrain_curve
-    from .learn import build_learning, trainable_synapses
+    from .learn import build_learning, cut_least_salient, trainable_synapses
     from .run import StudySummary, derived_seed
 
     t0 = time.perf_counter()
@@ -450,9 +448,7 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         # with prune_teacher the pruned tissue learns to give the trained tissue's own answers
         teacher = rates0[:, pruned.region("output")] if rc.prune_teacher else None
         if rc.prune_mode == "oneshot":
-            if sp.prune_by == "activity":
-                sp.observe_rates(pruned, rates0)
-            sp.prune_least(pruned, sp.prune_budget)
+            cut_least_salient(setup, pruned, sp.prune_budget, sp.prune_by, rates0)
             figures["prune_oneshot_accuracy"] = _accuracy(setup, pruned)
             if say:
                 say(f"  pruning: {total0 - pruned.syn.n_synapses} synapses removed at once: accuracy "
@@ -566,18 +562,12 @@ def demo_step(learn_store, out, small: bool = False, progress: bool = False, ech
     measured figures
     (``A0``, ``A1``, ``A_recovered``, ``recovered_share``, ``killed``, ``seconds``).
     """
-    from .config import load_config
-    from .learn import build_learning
+    from .learn import load_learning_store
 
     t0 = time.perf_counter()
     learn_store, out = Path(learn_store), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    attrs = dict(zarr.open_group(learn_store, mode="r").attrs)
-    cfg_d = attrs["config"]
-    cfg = load_config(json.loads(cfg_d) if isinstance(cfg_d, str) else cfg_d)
-    setup = build_learning(cfg)
-    t = load_tissue(learn_store)
-    setup.tissue.syn, setup.tissue.bias, setup.tissue.alive = t.syn, t.bias, t.alive
+    cfg, setup = load_learning_store(learn_store)
     tissue = setup.tissue
     if small:   # a quicker look: the first 200 test samples (the split is stratified and shuffled)
         setup.xte, setup.task.y_test = setup.xte[:200], setup.task.y_test[:200]

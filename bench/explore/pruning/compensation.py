@@ -11,7 +11,6 @@ by ``|w| r_i r_j``, with and without compensation, no learning. Exploration; pri
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,28 +21,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 
 def main(argv=None):
-    import zarr
-
-    from plasticity.structural import StructuralPlasticity
-    from studies.config import load_config
-    from studies.learn import build_learning
-    from studies.recovery import _LESION, training_rates
+    from studies.learn import cut_least_salient, load_learning_store, training_rates
+    from studies.recovery import _LESION, _accuracy
     from studies.run import derived_seed
-    from tissue import load_tissue
     from tissue.lesions import kill_fraction
 
     argv = sys.argv[1:] if argv is None else argv
     t0 = time.perf_counter()
     rows = []
     for path in argv:
-        raw = dict(zarr.open_group(path, mode="r").attrs)["config"]
-        cfg = load_config(json.loads(raw) if isinstance(raw, str) else raw)
-        setup = build_learning(cfg)
-        trained = load_tissue(path)
-        tr = setup.trainer
+        cfg, setup = load_learning_store(path)
+        trained = setup.tissue
 
         def acc(t):
-            return tr.evaluate(t, setup.engine, setup.xte, setup.task.y_test)["accuracy"]
+            return _accuracy(setup, t)
 
         rates = training_rates(setup, trained)
         mean_r = rates.mean(0)
@@ -64,9 +55,7 @@ def main(argv=None):
 
         # one-shot 50% cut by activity
         cut = trained.copy()
-        sp = StructuralPlasticity(prune_by="activity")
-        sp.observe_rates(cut, rates)
-        sp.prune_least(cut, int(round(0.5 * trained.syn.n_synapses)))
+        cut_least_salient(setup, cut, int(round(0.5 * trained.syn.n_synapses)), "activity", rates)
         ap = acc(cut)
         Wc = cut.syn.to_scipy().astype(np.float64)
         lost = (W0 - Wc) @ mean_r
