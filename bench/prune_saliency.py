@@ -8,6 +8,8 @@ synapses is removed at once, with no learning afterwards, ranked by
 
 - ``weight``:   ``|w_ij|`` (the ``[structural] prune_by = "weight"`` rule),
 - ``activity``: ``|w_ij| r_i r_j``, the effective weight (``prune_by = "activity"``),
+- ``effect``:   the effective weight, with the synapses between two clamped input neurons first
+  (``prune_by = "effect"``: they move no fixed point while the input is clamped),
 
 and the held-out accuracy of the pruned tissue is printed beside the unpruned one (A0).
 Synapses are counted over the whole table, both ends clamped included; the share of the
@@ -37,7 +39,7 @@ def one_store(path, fractions, batch=128):
     rates = training_rates(setup, trained, batch)
     rows = [("none", 0.0, 0.0, accuracy(setup, trained))]
     total, trainable = trained.syn.n_synapses, trainable_synapses(trained)
-    for by in ("weight", "activity"):
+    for by in ("weight", "activity", "effect"):
         for f in fractions:
             t = trained.copy()
             cut_least_salient(setup, t, int(round(f * total)), by, rates)

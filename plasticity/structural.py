@@ -12,7 +12,10 @@ learning measured:
   neuron i's free-phase rate (fed by :meth:`StructuralPlasticity.observe_rates`
   every batch): a synapse between two neurons that never fire moves no fixed
   point, whatever its weight, and a small weight between two busy neurons may
-  matter;
+  matter. ``prune_by="effect"`` is the effective weight with one exact zero
+  more: a synapse between two clamped input neurons moves no fixed point of a
+  tissue whose inputs are clamped (neither end is free to answer it), so its
+  saliency is 0 (it still shapes a dream, where the input is free);
 - **synaptogenesis** adds synapses between unconnected living neurons within
   ``grow_radius`` voxels of each other where learning is "loud": the running
   nudge magnitude ``a_i`` (a moving average of ``mean_b |rho_i(+beta) -
@@ -52,9 +55,10 @@ import numpy as np
 
 from tissue import INPUT
 
-__all__ = ["PRUNE_BY", "Scheduler", "StructuralPlasticity", "remap_slots"]
+__all__ = ["PRUNE_BY", "RATE_RANKED", "Scheduler", "StructuralPlasticity", "remap_slots"]
 
-PRUNE_BY = ("weight", "activity")
+PRUNE_BY = ("weight", "activity", "effect")
+RATE_RANKED = ("activity", "effect")   # the rankings that need observed rates
 BIRTH_INIT = ("random", "copy")
 
 
@@ -119,10 +123,11 @@ class StructuralPlasticity:
         ``<= prune_dw``.
     prune_max : float
         At most this share of the current synapses is pruned per step.
-    prune_by : {"weight", "activity"}
+    prune_by : {"weight", "activity", "effect"}
         Rank (and gate) silent synapses by ``|w|``, or by the effective weight
         ``|w_ij| r_i r_j`` with ``r`` the running RMS free-phase rates (until rates
-        have been observed, ``r = 1``).
+        have been observed, ``r = 1``), or (``"effect"``) by the effective weight
+        with the synapses between two clamped input neurons at 0.
     rate_decay : float in [0, 1)
         Decay per batch of the running mean squared rate.
     grow_radius : float
@@ -260,11 +265,15 @@ class StructuralPlasticity:
 
     def effective_weights(self, tissue, i, k, j) -> np.ndarray:
         """The pruning saliency of synapses ``(i, slot k) -> j``: ``|w|``, or for
-        ``prune_by="activity"`` ``|w| r_i r_j`` (running RMS rates)."""
+        ``prune_by="activity"`` ``|w| r_i r_j`` (running RMS rates), or for ``"effect"``
+        ``|w| r_i r_j`` and 0 where both ends are clamped inputs."""
         aw = np.abs(tissue.syn.w[i, k]).astype(np.float64)
-        if self.prune_by == "activity" and self.rate2 is not None:
+        if self.prune_by in RATE_RANKED and self.rate2 is not None:
             r = np.sqrt(self.rate2)
             aw = aw * r[i] * r[j]
+        if self.prune_by == "effect":
+            inp = tissue.role == INPUT
+            aw = np.where(inp[i] & inp[j], 0.0, aw)
         return aw
 
     def observe_nudge(self, tissue, plus_rates, minus_rates, beta: float, symmetric: bool = True) -> None:
@@ -293,13 +302,21 @@ class StructuralPlasticity:
 
     # ----------------------------------------------------------- edits
     def _half_table(self, tissue):
-        """Every synapse once (``i < j``): ``(i, k, j)`` and its saliency (:meth:`effective_weights`)."""
+        """Every synapse once (``i < j``): ``(i, k, j)`` and its saliency (:meth:`effective_weights`).
+        For ``prune_by="effect"`` the synapses between two clamped inputs are listed first, so that
+        the stable sorts of the pruning rules take them before any other synapse of saliency 0 (a
+        synapse of a neuron at rate 0 moves no fixed point to first order only: cutting its inputs
+        may wake it)."""
         self._follow(tissue)
         syn = tissue.syn
         i, k = np.nonzero(syn.nbr >= 0)
         j = syn.nbr[i, k].astype(np.int64)
         half = i < j
         i, k, j = i[half], k[half], j[half]
+        if self.prune_by == "effect":
+            inp = tissue.role == INPUT
+            first = np.argsort(~(inp[i] & inp[j]), kind="stable")
+            i, k, j = i[first], k[first], j[first]
         return i, k, j, self.effective_weights(tissue, i, k, j)
 
     def _remove(self, tissue, i, j, chosen) -> int:
@@ -324,8 +341,8 @@ class StructuralPlasticity:
         return self._remove(tissue, i, j, silent)
 
     def prune_least(self, tissue, count: int) -> int:
-        """Remove the ``count`` synapses of smallest saliency (``|w|``, or ``|w| r_i r_j`` for
-        ``prune_by="activity"``) at once, whatever their running ``|dw|`` and with no
+        """Remove the ``count`` synapses of smallest saliency (:meth:`effective_weights`) at
+        once, whatever their running ``|dw|`` and with no
         ``prune_weight`` or ``prune_max`` bound: one-shot pruning, to be followed by
         fine-tuning. Returns how many were removed."""
         i, _, j, aw = self._half_table(tissue)
@@ -550,7 +567,7 @@ class Scheduler:
             self.batches += 1
             if self.structural is not None:
                 self.structural.observe_update(tissue, w_before)
-                if self.structural.prune and self.structural.prune_by == "activity":
+                if self.structural.prune and self.structural.prune_by in RATE_RANKED:
                     self.structural.observe_rates(tissue, rep.free_rates)
                 if self.batches % self.every == 0:
                     ev = self.structural.step(tissue, tr, self.engine, x[idx], y[idx], when=self.batches)

@@ -223,9 +223,11 @@ class LearningConfig:
                              15, lo=0)
     prune_end: int = param("int", "pruning while learning: the epoch that starts with prune_target removed",
                            30, lo=1)
-    prune_by: str = param("choice", "pruning while learning: cut the synapses of smallest |w| r_i r_j "
-                          "(activity; r: RMS rates at the training digits' free fixed points) or smallest |w| "
-                          "(weight)", "activity", choices=("activity", "weight"))
+    prune_by: str = param("choice", "pruning while learning: cut the synapses between two clamped inputs "
+                          "(they move no fixed point) and then those of smallest |w| r_i r_j (effect; r: RMS "
+                          "rates at the training digits' free fixed points), the smallest |w| r_i r_j alone "
+                          "(activity), or the smallest |w| (weight)", "effect",
+                          choices=("effect", "activity", "weight"))
     blends: int = param("int", "ambiguous 50/50 blends of two test digits for the uncertainty AUROC",
                         200, lo=0)
     alignment_samples: int = param("int", "test samples of the final gradient-alignment check "

@@ -57,8 +57,9 @@ class StructuralConfig:
     prune_max: float = param("float", "share of the synapses pruned per structural step at most", 0.05,
                              lo=0, hi=1)
     prune_by: str = param("choice", "rank silent synapses by |w| (weight) or by |w| r_i r_j with r the "
-                          "neurons' running RMS rates (activity); prune_weight then bounds that effective weight",
-                          "weight", choices=("weight", "activity"))
+                          "neurons' running RMS rates (activity; effect: the same and 0 between two clamped "
+                          "inputs); prune_weight then bounds that effective weight",
+                          "weight", choices=("weight", "activity", "effect"))
     rate_decay: float = param("float", "decay of the running mean squared rate per batch", 0.9, lo=0, hi=1)
     grow_radius: float = param("float", "new synapses join neurons at most this far apart (voxels)", 2.0,
                                lo=1, hi=8)

@@ -142,11 +142,12 @@ def cut_least_salient(setup, tissue, count: int, by: str = "activity", rates=Non
     """Remove the ``count`` synapses of ``tissue`` of smallest saliency at once
     (:meth:`plasticity.structural.StructuralPlasticity.prune_least`): ``|w|`` for ``by="weight"``,
     ``|w| r_i r_j`` for ``by="activity"`` with ``r`` the RMS rates of ``rates`` (default: the
-    training digits' free fixed points on ``tissue`` as it is). Returns how many were removed."""
-    from plasticity.structural import StructuralPlasticity
+    training digits' free fixed points on ``tissue`` as it is), and for ``by="effect"`` the same
+    with 0 for the synapses between two clamped inputs. Returns how many were removed."""
+    from plasticity.structural import RATE_RANKED, StructuralPlasticity
 
     sp = StructuralPlasticity(prune_by=by)
-    if by == "activity":
+    if by in RATE_RANKED:
         sp.observe_rates(tissue, training_rates(setup, tissue) if rates is None else rates)
     return sp.prune_least(tissue, count)
 

@@ -1,5 +1,7 @@
 """The learning study: its store, its resume, its config rules (small sizes)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -152,19 +154,29 @@ def test_pruning_while_learning_cuts_the_least_salient_synapses_on_schedule_and_
     t = load_tissue(full)
     t.syn.check()
     assert t.syn.n_synapses == n[-1] == ds.attrs["synapses_final"]
-    # the cut itself, on the built tissue: the removed synapses are the least salient
-    setup = build_learning(load_config(cfg))
-    before = setup.tissue.syn.to_scipy().tocoo()
-    r = np.sqrt((setup.engine.settle(setup.tissue, inputs=setup.xtr).rates.astype(np.float64) ** 2).mean(0))
-    assert np.allclose(r, np.sqrt((training_rates(setup, setup.tissue) ** 2).mean(0)))
-    removed = prune_while_learning(setup, lc, 1, total)
-    assert removed == round(shares[1] * total)
-    after = setup.tissue.syn.to_scipy()
-    half = before.row < before.col
-    i, j, w = before.row[half], before.col[half], before.data[half]
-    gone = np.asarray(after[i, j]).ravel() == 0
-    sal = np.abs(w) * r[i] * r[j]
-    assert gone.sum() == removed and sal[gone].max() <= sal[~gone].min()
+    # the cut itself, on the built tissue: the removed synapses are the least salient, by the default
+    # ranking (effect: the synapses between two clamped inputs first) and by |w| r_i r_j alone
+    assert lc.prune_by == "effect"
+    for by in ("effect", "activity"):
+        setup = build_learning(load_config(cfg))
+        inp = setup.tissue.role == INPUT
+        before = setup.tissue.syn.to_scipy().tocoo()
+        r = np.sqrt((setup.engine.settle(setup.tissue, inputs=setup.xtr).rates.astype(np.float64) ** 2).mean(0))
+        assert np.allclose(r, np.sqrt((training_rates(setup, setup.tissue) ** 2).mean(0)))
+        removed = prune_while_learning(setup, dataclasses.replace(lc, prune_by=by), 1, total)
+        assert removed == round(shares[1] * total)
+        after = setup.tissue.syn.to_scipy()
+        half = before.row < before.col
+        i, j, w = before.row[half], before.col[half], before.data[half]
+        gone = np.asarray(after[i, j]).ravel() == 0
+        sal = np.abs(w) * r[i] * r[j]
+        both = inp[i] & inp[j]
+        if by == "effect":
+            sal = np.where(both, -1.0, sal)
+            assert both.sum() < removed                         # all of them go, and the least salient others
+        assert gone.sum() == removed and sal[gone].max() <= sal[~gone].min()
+        if by == "activity":                                    # bright pixels' pairs stay
+            assert both[~gone].any()
     # killed in the second epoch (after the first cut), resumed: the same pruned tissue and history
     part = tmp_path / "part.zarr"
     _killed_in_second_epoch(cfg, part, monkeypatch)

@@ -501,3 +501,49 @@ def test_activity_pruning_takes_the_synapses_that_move_no_fixed_point():
     assert np.abs(eng.settle(t3, inputs=x).state - free.state).max() < 1e-4
     with pytest.raises(ValueError, match="prune_by"):
         StructuralPlasticity(prune_by="size")
+
+
+def test_effect_pruning_takes_the_synapses_between_clamped_inputs_first():
+    """With the input clamped, a synapse between two input neurons has no free end: its
+    weight enters no free neuron's drive, so removing all of them leaves every free fixed
+    point where it was (to the settle's tolerance), however large the weights. The
+    effective weight |w| r_i r_j does not see this (bright pixels have large rates), the
+    "effect" ranking does: it cuts those synapses first, before any other synapse of
+    saliency 0 (one touching a neuron at rate 0 is harmless to first order only)."""
+    t = _tissue((5, 5, 4), seed=4)
+    inp = t.role == INPUT
+    ii, jj, _ = t.syn.edges()
+    both = inp[ii] & inp[jj]
+    assert both.sum() >= 40
+    for a, b in zip(ii[both].tolist(), jj[both].tolist()):     # the largest weights of the table
+        k = t.syn.slot(a, b)
+        t.syn.w[a, k] = t.syn.w[b, t.syn.rev[a, k]] = np.float32(0.8)
+    x, _ = _task(t, n=24, seed=2)
+    x = 0.5 + 0.5 * x                                          # every pixel lit: r_i >= 0.5 on the input
+    clamped = set(zip(ii[both].tolist(), jj[both].tolist()))
+    eng = Langevin(dt=0.5, tol=1e-6, max_steps=5000)
+    free = eng.settle(t, inputs=x)
+    assert free.converged.all()
+
+    def cut(by):
+        t2 = t.copy()
+        sp = StructuralPlasticity(prune_by=by)
+        sp.observe_rates(t2, free.rates)
+        assert sp.prune_least(t2, len(clamped)) == len(clamped)
+        i2, j2, _ = t2.syn.edges()
+        return t2, set(zip(ii.tolist(), jj.tolist())) - set(zip(i2.tolist(), j2.tolist()))
+
+    t_eff, gone = cut("effect")
+    assert gone == clamped
+    assert np.abs(eng.settle(t_eff, inputs=x).state - free.state).max() < 1e-4
+    t_act, gone_act = cut("activity")
+    assert not gone_act & clamped                              # 0.8 r_i r_j >= 0.2: the largest, kept
+    assert np.abs(eng.settle(t_act, inputs=x).state - free.state).max() > 1e-2
+    # the ranking itself: the effect saliency is 0 on the clamped pairs and |w| r_i r_j elsewhere
+    sp = StructuralPlasticity(prune_by="effect")
+    sp.observe_rates(t, free.rates)
+    i, k, j, s = sp._half_table(t)
+    r = np.sqrt((free.rates.astype(np.float64) ** 2).mean(0))
+    assert (inp[i] & inp[j])[:len(clamped)].all()              # listed first: the stable sorts cut them first
+    np.testing.assert_allclose(s, np.where(inp[i] & inp[j], 0.0, np.abs(t.syn.w[i, k]) * r[i] * r[j]),
+                               rtol=1e-12)
