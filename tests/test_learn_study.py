@@ -193,7 +193,7 @@ def test_shipped_pruning_sweep_pairs_whole_and_pruned_runs_of_the_digits_study()
     from studies.sweep import load_sweep
 
     spec = load_sweep("configs/sweep-prune.toml")
-    assert [g.name for g in spec.grid] == ["prune_target", "seed"] and len(spec.jobs) == 6
+    assert [g.name for g in spec.grid] == ["prune_target", "seed"] and len(spec.jobs) == 12
     base = load_config("configs/learn-digits-16.toml").to_dict()
     for job in spec.jobs:
         cfg = job.config
@@ -202,6 +202,7 @@ def test_shipped_pruning_sweep_pairs_whole_and_pruned_runs_of_the_digits_study()
             assert cfg.to_dict() == dict(base, seed=cfg.seed)
         else:
             assert lc.prune_target == 0.5 and prune_share(lc, lc.epochs - 1) == 0.5 and lc.prune_end < lc.epochs
+            assert lc.prune_by == "effect"
 
 
 @pytest.mark.parametrize("patch,needle", [
