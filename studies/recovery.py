@@ -78,7 +78,7 @@ import numpy as np
 import zarr
 
 from plasticity import EqProp
-from plasticity.structural import RATE_RANKED, Scheduler, StructuralPlasticity
+from plasticity.structural import Scheduler, StructuralPlasticity
 from tissue import HIDDEN, OUTPUT, load_tissue, save_tissue
 from tissue.graph import METRICS, damage_metrics
 from tissue.lesions import (
@@ -443,11 +443,10 @@ def run_recovery(cfg, out, resume: bool = False, progress: bool = True, echo=Non
         sp = StructuralPlasticity(prune=True, grow=False, neurogenesis=False, **_prune_rules(cfg.structural),
                                   prune_budget=int(round(rc.prune_target * pruned.syn.n_synapses)))
         total0 = pruned.syn.n_synapses
-        rates0 = training_rates(setup, pruned) if (rc.prune_teacher or (
-            rc.prune_mode == "oneshot" and sp.prune_by in RATE_RANKED)) else None
+        rates0 = training_rates(setup, pruned) if rc.prune_teacher else None
         # with prune_teacher the pruned tissue learns to give the trained tissue's own answers
         teacher = rates0[:, pruned.region("output")] if rc.prune_teacher else None
-        if rc.prune_mode == "oneshot":
+        if rc.prune_mode == "oneshot":   # (cut_least_salient measures the rates a ranking needs, if not given)
             cut_least_salient(setup, pruned, sp.prune_budget, sp.prune_by, rates0)
             figures["prune_oneshot_accuracy"] = _accuracy(setup, pruned)
             if say:
