@@ -390,6 +390,19 @@ def test_trained_store_is_loaded_or_refused(tiny_run, tmp_path):
     c3 = load_config(_cfg(recovery=quick, learning={"lr": 0.01}, lesion={"curve_max": 0.0}))
     with pytest.raises(RunRefused, match=r"trained with another config \(differs at learning.lr"):
         run(c3, tmp_path / "r3.zarr", progress=False)
+    # the pruning keys decide nothing when the store did not prune while learning (prune_target 0) ...
+    other = "weight" if c2.learning.prune_by != "weight" else "activity"
+    c6 = load_config(_cfg(recovery=quick, learning={"prune_by": other, "prune_start": 1},
+                          lesion={"curve_max": 0.0}))
+    run(c6, tmp_path / "r6.zarr", progress=False)
+    ds6 = open_run(tmp_path / "r6.zarr")
+    assert float(ds6.accuracy.sel(arm="learn", epoch=0)) == float(ds.accuracy.sel(arm="learn", epoch=0))
+    ds6.close()
+    # ... and decide the tissue when it would have (prune_target > 0 differs first, then prune_by)
+    c7 = load_config(_cfg(recovery=quick, learning={"prune_target": 0.2, "prune_start": 0, "prune_end": 1},
+                          lesion={"curve_max": 0.0}))
+    with pytest.raises(RunRefused, match=r"differs at learning.prune_"):
+        run(c7, tmp_path / "r7.zarr", progress=False)
     # a store without optimizer state cannot warm-start the recovery
     c5 = load_config(_cfg(recovery={**quick, "warm_optimizer": True}, lesion={"curve_max": 0.0}))
     with pytest.raises(RunRefused, match="keeps no optimizer state"):
