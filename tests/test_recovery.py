@@ -398,7 +398,7 @@ def test_trained_store_is_loaded_or_refused(tiny_run, tmp_path):
     ds6 = open_run(tmp_path / "r6.zarr")
     assert float(ds6.accuracy.sel(arm="learn", epoch=0)) == float(ds.accuracy.sel(arm="learn", epoch=0))
     ds6.close()
-    # ... and decide the tissue when it would have (prune_target > 0 differs first, then prune_by)
+    # ... and count when the run asks for a tissue pruned while learning (this store was not)
     c7 = load_config(_cfg(recovery=quick, learning={"prune_target": 0.2, "prune_start": 0, "prune_end": 1},
                           lesion={"curve_max": 0.0}))
     with pytest.raises(RunRefused, match=r"differs at learning.prune_"):
