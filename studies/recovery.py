@@ -125,18 +125,14 @@ def apply_lesion(tissue, lc, seed: int, log=None, when: str = "lesion"):
     return weight_noise(tissue, lc.noise, seed=seed, log=log, when=when)
 
 
-# [learning] keys that shape a trained tissue only while it prunes (prune_target > 0)
-_PRUNE_KEYS = ("prune_start", "prune_end", "prune_by")
-
-
 def _learning_part(cfg_dict: dict) -> dict:
     """The sections of a config that decide its trained tissue. Without pruning while learning
-    (``prune_target`` 0) the pruning keys decide nothing, so a store trained under another default
-    ``prune_by`` holds the same tissue and is not refused for it."""
+    (``prune_target`` 0) the other ``prune_*`` keys of ``[learning]`` decide nothing, so a store
+    trained under another default ``prune_by`` holds the same tissue and is not refused for it."""
     part = {k: cfg_dict.get(k) for k in ("seed", "tissue", "task", "learning", "dynamics")}
     lc = part["learning"]
     if isinstance(lc, dict) and not lc.get("prune_target"):
-        part["learning"] = {k: v for k, v in lc.items() if k not in _PRUNE_KEYS}
+        part["learning"] = {k: v for k, v in lc.items() if not k.startswith("prune_") or k == "prune_target"}
     return part
 
 
