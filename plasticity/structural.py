@@ -59,7 +59,7 @@ __all__ = ["PRUNE_BY", "RATE_RANKED", "Scheduler", "StructuralPlasticity", "rema
 
 PRUNE_BY = ("weight", "activity", "effect")
 RATE_RANKED = ("activity", "effect")   # the rankings that need observed rates
-BIRTH_INIT = ("random", "copy")
+BIRTH_INIT = ("random", "copy", "gradmax")
 
 
 # ------------------------------------------------------------------ helpers
@@ -156,7 +156,13 @@ class StructuralPlasticity:
         offset (``birth_weight`` noise where the template has none), and the
         template's bias. In a tissue wired by a stencil, a neighbour's receptive field
         moved by one voxel is the natural first guess for a lost neuron's. ``random``:
-        small random weights and the neighbours' mean bias.
+        small random weights and the neighbours' mean bias. ``gradmax`` (after GradMax,
+        Evci et al. 2022, which starts a new unit where the gradient norm is largest):
+        the synapses to older neighbours start along the direction that learning
+        amplifies fastest, the top eigenvector of the neighbours' contrast operator
+        (:meth:`contrast_operator`, measured by the last probe), at the random init's
+        root mean square; it needs only the neighbours' nudged rates, which the site
+        sees (a neuron running Oja's rule on them would find the same vector).
     birth_lr : float >= 1
         Heightened plasticity of newborn neurons (as adult-born neurons in the
         hippocampus, whose synapses potentiate more readily for weeks): a newborn's
@@ -409,6 +415,8 @@ class StructuralPlasticity:
         live = tissue.alive[dst]
         src, dst = src[live], dst[live]
         w = self._rng.uniform(-self.birth_weight, self.birth_weight, size=len(src))
+        if self.birth_init == "gradmax":
+            w = self._gradmax_weights(tissue, new, src, dst, w)
         if tmpl is not None:
             w = self._copied_weights(tissue, tmpl, src, dst, w)
             has = tmpl[new] >= 0
@@ -422,6 +430,48 @@ class StructuralPlasticity:
             self.nudge[new] = 0.0
         self._follow(tissue)
         return new
+
+    def contrast_operator(self, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(S, m)`` of the last probe over the neurons ``neighbours`` (the living neighbours
+        of a site): ``S = M + M^T`` with ``M_jk = mean_b e_j rho_k``, where ``e_j = (rho_j(+beta)
+        - rho_j(-beta)) / (2 beta)`` is neuron j's nudge signal in sample b and ``rho_k`` its rate
+        (the mean of the two nudged rates, the free rate to O(beta^2)); ``m_j = mean_b e_j``.
+
+        For a neuron at the site with small synapses ``w`` to these neighbours and a rate in its
+        linear range, the EqProp contrast of those synapses (the update they would get) is, to
+        first order in ``w``, ``rho_0 m + S w`` (``rho_0`` the neuron's rate at ``w = 0``): the
+        directions with a positive eigenvalue of ``S`` are the ones learning amplifies."""
+        rp, rm, scale = self.contrast_rates
+        e = (rp[:, neighbours] - rm[:, neighbours]) * scale
+        rho = 0.5 * (rp[:, neighbours] + rm[:, neighbours])
+        m = e.T @ rho / len(e)
+        return m + m.T, e.mean(axis=0)
+
+    def _gradmax_weights(self, tissue, new, src, dst, w) -> np.ndarray:
+        """``birth_init="gradmax"``: each newborn's synapses to its older living neighbours start
+        along the top eigenvector of their :meth:`contrast_operator` (sign: along the mean nudge
+        ``m``), with the root mean square ``birth_weight / sqrt(3)`` of the random init; synapses
+        between two newborns (whose neighbours' probe saw them dead) and sites whose operator has
+        no positive eigenvalue keep the random weights ``w``."""
+        if self.contrast_rates is None:
+            return w
+        w = np.array(w, dtype=np.float64)
+        young = np.zeros(tissue.n, bool)
+        young[new] = True
+        rms = self.birth_weight / np.sqrt(3.0)
+        for n in new.tolist():
+            rows = np.flatnonzero((src == n) & ~young[dst])
+            if len(rows) == 0:
+                continue
+            S, m = self.contrast_operator(dst[rows])
+            lam, vec = np.linalg.eigh(S)
+            if not lam[-1] > 0:
+                continue
+            v = vec[:, -1]
+            if v @ m < 0:
+                v = -v
+            w[rows] = v * rms * np.sqrt(len(rows))   # ||v|| = 1: rms of the entries is rms
+        return w
 
     @staticmethod
     def _templates(tissue, new) -> np.ndarray:

@@ -74,7 +74,10 @@ class StructuralConfig:
     birth_weight: float = param("float", "new neurons' weights uniform in [-w, w]", 0.05, lo=0)
     birth_init: str = param("choice", "random: small random weights; copy: a newborn starts as a copy of a living "
                             "in-plane neighbour moved by one voxel (its synapse at each offset takes the "
-                            "neighbour's weight at that offset, and its bias)", "random", choices=("random", "copy"))
+                            "neighbour's weight at that offset, and its bias); gradmax: its synapses to older neighbours "
+                            "start along the direction learning amplifies fastest (top eigenvector of the "
+                            "neighbours' nudge-rate correlation), at the random init's size", "random",
+                            choices=("random", "copy", "gradmax"))
     birth_lr: float = param("float", "heightened plasticity of newborns: their synapses and bias learn with "
                             "this many times the rate at birth, falling linearly to 1 over juvenile_steps "
                             "structural steps (1: off)", 1.0, lo=1)

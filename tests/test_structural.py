@@ -547,3 +547,55 @@ def test_effect_pruning_takes_the_synapses_between_clamped_inputs_first():
     assert (inp[i] & inp[j])[:len(clamped)].all()              # listed first: the stable sorts cut them first
     np.testing.assert_allclose(s, np.where(inp[i] & inp[j], 0.0, np.abs(t.syn.w[i, k]) * r[i] * r[j]),
                                rtol=1e-12)
+
+
+def test_gradmax_newborns_start_where_learning_grows_them_fastest():
+    """birth_init = "gradmax": measured by settling the tissue after the birth (not by the
+    operator the rule used), the EqProp contrast of the newborn's synapses moves with their
+    weights as the contrast operator S predicts (c(w) - c(0) = S w to first order), and the
+    rate at which learning grows them along their own direction, w.(c(w) - c(0)) / |w|^2, is the
+    top eigenvalue of S: larger than along any of a dozen random directions of the same size
+    (the random init's), whose rates scatter around 0."""
+    t = _tissue((6, 6, 5))
+    kill_ball(t, (2.5, 2.5, 2.0), 1.8)
+    x, y = _task(t, n=16)
+    eng = Langevin(dt=0.5, tol=1e-7, max_steps=20000)
+    tr = EqProp(beta=0.05, batch_size=16)
+    rms = 0.01
+    sp = StructuralPlasticity(prune=False, grow=False, birth_quantile=0.0, birth_max=1,
+                              birth_weight=rms * np.sqrt(3), birth_init="gradmax", seed=0)
+    sp.probe(t, tr, eng, x, y)
+    (n,) = sp.birth(t).tolist()
+    deg = int(t.syn.deg[n])
+    nbrs = t.syn.nbr[n, :deg].astype(np.int64)
+    w = t.syn.w[n, :deg].astype(np.float64)
+    assert deg > 10 and np.sqrt(np.mean(w ** 2)) == pytest.approx(rms, rel=1e-5)
+    S, _ = sp.contrast_operator(nbrs)
+    lam = np.linalg.eigvalsh(S)[-1]
+    assert lam > 0
+    np.testing.assert_allclose(w @ S @ w / (w @ w), lam, rtol=1e-5)     # w is the top eigenvector
+
+    def contrast(v):
+        tt = t.copy()
+        for k in range(deg):
+            tt.syn.w[n, k] = tt.syn.w[nbrs[k], tt.syn.rev[n, k]] = np.float32(v[k])
+        free, plus, minus = tr.phases(tt, eng, x, y)
+        assert free.converged.all()
+        assert np.all((free.state[:, n] > 0) & (free.state[:, n] < 1))   # the newborn's linear range
+        return ((plus.rates[:, [n]] * plus.rates[:, nbrs]) - (minus.rates[:, [n]] * minus.rates[:, nbrs])
+                ).mean(0) / (2 * tr.beta)
+
+    c0 = contrast(np.zeros(deg))
+    d = contrast(w) - c0
+    assert np.linalg.norm(d - S @ w) < 0.15 * np.linalg.norm(S @ w)
+    grow = w @ d / (w @ w)
+    assert grow == pytest.approx(lam, rel=0.15)
+    rng = np.random.default_rng(1)
+    rates = []
+    for _ in range(12):
+        u = rng.uniform(-1, 1, deg)
+        u *= np.linalg.norm(w) / np.linalg.norm(u)
+        rates.append(u @ (contrast(u) - c0) / (u @ u))
+    assert max(rates) < 0.5 * grow and abs(np.mean(rates)) < 0.25 * grow
+    with pytest.raises(ValueError, match="birth_init"):
+        StructuralPlasticity(birth_init="oja")
