@@ -148,7 +148,8 @@ class StructuralPlasticity:
     birth_max : int
         Neurons born per step at most.
     birth_weight : float
-        New neurons' weights are uniform in ``[-birth_weight, birth_weight]``.
+        New neurons' weights are uniform in ``[-birth_weight, birth_weight]`` (``gradmax``:
+        the same root mean square, ``birth_weight / sqrt(3)``).
     birth_init : {"random", "copy"}
         ``copy``: a newborn starts as a shifted copy of a living neighbour in its own
         z plane (the first of +x, -x, +y, -y; its *template*): each synapse to the
@@ -444,8 +445,8 @@ class StructuralPlasticity:
         rp, rm, scale = self.contrast_rates
         e = (rp[:, neighbours] - rm[:, neighbours]) * scale
         rho = 0.5 * (rp[:, neighbours] + rm[:, neighbours])
-        m = e.T @ rho / len(e)
-        return m + m.T, e.mean(axis=0)
+        corr = e.T @ rho / len(e)          # M
+        return corr + corr.T, e.mean(axis=0)
 
     def _gradmax_weights(self, tissue, new, src, dst, w) -> np.ndarray:
         """``birth_init="gradmax"``: each newborn's synapses to its older living neighbours start

@@ -71,7 +71,8 @@ class StructuralConfig:
     birth_quantile: float = param("float", "birth sites: mean neighbour nudge at least this quantile", 0.5,
                                   lo=0, hi=1)
     birth_max: int = param("int", "neurons born per structural step at most", 8, lo=0)
-    birth_weight: float = param("float", "new neurons' weights uniform in [-w, w]", 0.05, lo=0)
+    birth_weight: float = param("float", "new neurons' weights uniform in [-w, w] (gradmax: the same "
+                                "root mean square, w / sqrt(3))", 0.05, lo=0)
     birth_init: str = param("choice", "random: small random weights; copy: a newborn starts as a copy of a living "
                             "in-plane neighbour moved by one voxel (its synapse at each offset takes the "
                             "neighbour's weight at that offset, and its bias); gradmax: its synapses to older neighbours "
