@@ -5,7 +5,7 @@
 Loads the trained 16 x 16 digits tissue of ``learn-seedS.zarr`` as ``configs/lesion-recovery.toml``
 does, kills the ball of ``--radius`` at its centre, probes one training batch (32 digits) and
 gives birth to 24 neurons, with ``birth_init`` "random" and then "gradmax" (same sites). Then it
-settles 256 training digits free and nudged and prints, over the newborns, the growth rate of
+settles the next 256 training digits free and nudged and prints, over the newborns, the growth rate of
 each newborn's synapses to older neighbours along their own direction, ``w . c / |w|^2`` (``c``
 the EqProp contrast those synapses get: the update learning gives them), and the share of
 newborns whose rate is in the linear range. A positive rate means learning grows the synapses
@@ -49,8 +49,8 @@ def main(argv=None):
     R.apply_lesion(lesioned, cfg.lesion, derived_seed(cfg.seed, R._LESION), LesionLog())
     tr = R._recovery_trainer(cfg, setup, 1)
     x, y = setup.xtr[:tr.batch_size], setup.task.y_train[:tr.batch_size]
-    xs, ys = setup.xtr[:256], setup.task.y_train[:256]
-    print(f"seed {a.seed}, ball of radius {a.radius}: probe on {len(x)} digits, measured on {len(xs)}")
+    xs, ys = setup.xtr[tr.batch_size:tr.batch_size + 256], setup.task.y_train[tr.batch_size:tr.batch_size + 256]
+    print(f"seed {a.seed}, ball of radius {a.radius}: probe on {len(x)} digits, measured on {len(xs)} others")
     print("init     born  linear range  growth rate mean / median  positive")
     for init in ("random", "gradmax"):
         t = lesioned.copy()
