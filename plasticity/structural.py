@@ -150,7 +150,7 @@ class StructuralPlasticity:
     birth_weight : float
         New neurons' weights are uniform in ``[-birth_weight, birth_weight]`` (``gradmax``:
         the same root mean square, ``birth_weight / sqrt(3)``).
-    birth_init : {"random", "copy"}
+    birth_init : {"random", "copy", "gradmax"}
         ``copy``: a newborn starts as a shifted copy of a living neighbour in its own
         z plane (the first of +x, -x, +y, -y; its *template*): each synapse to the
         voxel at offset ``d`` takes the weight of the template's synapse at the same
@@ -436,7 +436,8 @@ class StructuralPlasticity:
         """``(S, m)`` of the last probe over the neurons ``neighbours`` (the living neighbours
         of a site): ``S = M + M^T`` with ``M_jk = mean_b e_j rho_k``, where ``e_j = (rho_j(+beta)
         - rho_j(-beta)) / (2 beta)`` is neuron j's nudge signal in sample b and ``rho_k`` its rate
-        (the mean of the two nudged rates, the free rate to O(beta^2)); ``m_j = mean_b e_j``.
+        (the mean of the two nudged rates, the free rate to O(beta^2); O(beta) with one-sided
+        nudging, whose second phase is the free one); ``m_j = mean_b e_j``.
 
         For a neuron at the site with small synapses ``w`` to these neighbours and a rate in its
         linear range, the EqProp contrast of those synapses (the update they would get) is, to

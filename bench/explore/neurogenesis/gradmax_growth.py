@@ -60,15 +60,13 @@ def main(argv=None):
         new = sp.birth(t)
         free, plus, minus = tr.phases(t, setup.engine, xs, ys)
         lin = ((free.state[:, new] > 0) & (free.state[:, new] < 1)).mean()
+        g, _ = tr.gradient(t, free, plus, minus)      # the EqProp contrast of every synapse slot
         rates = []
         for n in new.tolist():
             d = int(t.syn.deg[n])
-            nb = t.syn.nbr[n, :d].astype(np.int64)
-            old = sp.born[nb] < 0
+            old = sp.born[t.syn.nbr[n, :d]] < 0
             w = t.syn.w[n, :d].astype(np.float64)[old]
-            c = ((plus.rates[:, [n]] * plus.rates[:, nb]) - (minus.rates[:, [n]] * minus.rates[:, nb])
-                 ).mean(0)[old] / (2 * tr.beta)
-            rates.append(w @ c / (w @ w))
+            rates.append(w @ g[n, :d][old] / (w @ w))
         rates = np.array(rates)
         print(f"{init:8s} {len(new):4d}  {lin:12.3f}  {rates.mean():10.3f} / {np.median(rates):.3f}"
               f"  {int((rates > 0).sum())} of {len(rates)}")
