@@ -98,5 +98,6 @@ def summarise(paths, last: int = 5):
             print(f"mean difference {100 * d.mean():+.2f} points (s.e. {100 * d.std(ddof=1) / np.sqrt(len(d)):.2f}), "
                   f"negative in {(d < 0).sum()} of {len(d)} seeds\n")
 
+
 if __name__ == "__main__":
     main()
