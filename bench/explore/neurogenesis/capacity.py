@@ -33,9 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 def main(argv=None):
     from studies.config import load_config
+    from studies.damage_config import LesionConfig
     from studies.learn import build_learning
+    from studies.recovery import apply_lesion
     from tissue.core import HIDDEN
-    from tissue.lesions import LesionLog, kill_ball
+    from tissue.lesions import LesionLog
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -55,8 +57,8 @@ def main(argv=None):
     hidden0 = int((t.alive & (t.role == HIDDEN)).sum())
     killed = 0
     if a.radius > 0:
-        centre = tuple((n - 1) / 2 for n in t.lattice.shape)
-        les = kill_ball(t, centre, a.radius, roles=["hidden"], log=LesionLog(), when="before training")
+        # the recovery study's own ball (centre of the lattice, hidden neurons only)
+        les = apply_lesion(t, LesionConfig(kind="ball", radius=a.radius), 0, LesionLog(), when="before training")
         killed = len(les.voxels)
     print(f"seed {a.seed}, ball of radius {a.radius}: {killed} hidden neurons dead before training"
           f" (of {hidden0}); {cfg.learning.epochs} epochs", flush=True)
