@@ -1,11 +1,11 @@
 """Does neurogenesis speed recovery? Paired statistics over recovery replicates.
 
-    python bench/neurogenesis_stats.py SWEEP_DIR [SWEEP_DIR ...]
+    python bench/neurogenesis_stats.py SWEEP_DIR [SWEEP_DIR ...] [--by structural.birth_weight]
 
 Reads every finished job store under ``SWEEP_DIR/jobs`` of damage sweeps whose jobs ran the
 ``learn`` and ``neurogenesis`` arms (``configs/lesion-recovery.toml`` with a ball lesion, gridded
-over ``structural.birth_lr``, ``recovery.replicate`` and ``seed``), groups them by
-``[structural] birth_lr``, and prints for each:
+over ``structural.birth_lr``, ``recovery.replicate`` and ``seed``), groups them by the config key
+``--by`` (default ``structural.birth_lr``), and prints for each:
 
 - the mean curves of both arms (held-out accuracy at each evaluation, mean over all runs) and
   the first evaluation at which each mean curve is within 1 point of the mean A0;
@@ -13,6 +13,9 @@ over ``structural.birth_lr``, ``recovery.replicate`` and ``seed``), groups them 
 - the paired difference neurogenesis - learning alone of the mean accuracy over the evaluations
   after the lesion, per (seed, replicate): its mean, standard error, t statistic, and how many
   runs are positive. Learning alone is the same run's ``learn`` arm (same lesion, same seeds).
+- each arm's mean accuracy over the evaluations at whole epochs in the last 5 (``end - 4 .. end``,
+  the figure ``bench/explore/neurogenesis/capacity.py`` reports for training from scratch), per seed
+  and over all runs, and the paired difference;
 - the share of the lost accuracy won back after epochs 1 and 2 (the runs' ``<arm>_recovered_epoch<e>``
   figures): mean, standard error, and the mean per seed;
 - the mean |w| of the newborns' synapses after recovery against the other synapses.
@@ -42,14 +45,17 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweeps", nargs="+")
+    ap.add_argument("--by", default="structural.birth_lr",
+                    help="dotted config key to group the runs by (default: structural.birth_lr)")
     a = ap.parse_args(argv)
+    section, _, name = a.by.rpartition(".")
     groups = {}
     for d in a.sweeps:
         for p, attrs, cfg in finished_jobs(d):
             ds = xr.open_zarr(p, consolidated=False)
             if not {"learn", "neurogenesis"} <= set(ds.arm.values):
                 continue
-            key = float(cfg["structural"]["birth_lr"])
+            key = (cfg[section] if section else cfg)[name]
             run = (cfg["seed"], cfg["recovery"].get("replicate", 0))
             born = ds.born.sel(arm="neurogenesis").values.reshape(-1) >= 0
             t = load_tissue(p, "recovered_neurogenesis")
@@ -68,7 +74,7 @@ def main(argv=None):
         a0 = np.mean([r["a0"] for r in runs.values()])
         L = np.array([r["learn"] for r in runs.values()])
         N = np.array([r["neuro"] for r in runs.values()])
-        print(f"birth_lr = {key:g}: {len(runs)} runs (seed, replicate): {sorted(runs)}")
+        print(f"{a.by} = {key}: {len(runs)} runs (seed, replicate): {sorted(runs)}")
         print("  epoch            " + " ".join(f"{v:5.2f}" for v in t))
         print("  learning alone   " + " ".join(f"{v:.3f}" for v in L.mean(0)) + f"   mean A0 - 1 pt = {a0 - 0.01:.3f}"
               f", first reached at {_first(t, L.mean(0), a0 - 0.01)}")
@@ -87,6 +93,16 @@ def main(argv=None):
               f"points (s.e. {100 * se:.2f}, t = {diff.mean() / se:.2f}; positive in {(diff > 0).sum()} of {len(diff)})")
         last = N[:, -1] - L[:, -1]
         print(f"  at the end: {100 * last.mean():+.2f} points (s.e. {100 * last.std(ddof=1) / np.sqrt(len(last)):.2f})")
+        tail = (t >= t[-1] - 4) & (t == np.round(t))
+        seeds = sorted({s for s, _ in runs})
+        for arm, M in (("learning alone", L), ("+ neurogenesis", N)):
+            m = M[:, tail].mean(1)
+            per_seed = " / ".join(f"{np.mean([v for (s, _), v in zip(runs, m) if s == k]):.4f}" for k in seeds)
+            print(f"  mean over epochs {t[tail][0]:g}-{t[-1]:g}, {arm}: {m.mean():.4f} (seeds {per_seed})")
+        d = (N[:, tail] - L[:, tail]).mean(1)
+        if len(d) > 1:
+            print(f"    paired, neurogenesis - learning alone: {100 * d.mean():+.2f} points "
+                  f"(s.e. {100 * d.std(ddof=1) / np.sqrt(len(d)):.2f}; positive in {(d > 0).sum()} of {len(d)})")
         for arm, name in (("learn", "learning alone"), ("neurogenesis", "+ neurogenesis")):
             for e in (1, 2):
                 v = np.array([r["shares"][arm][e - 1] for r in runs.values()], dtype=float)
