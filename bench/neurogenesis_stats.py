@@ -69,7 +69,7 @@ def main(argv=None):
                 shares={arm: [attrs.get(f"{arm}_recovered_epoch{e}") for e in range(1, 3)]
                         for arm in ("learn", "neurogenesis")})
     for key in sorted(groups):
-        runs = groups[key]
+        runs = dict(sorted(groups[key].items()))   # every per-run list below follows this order
         t = next(iter(runs.values()))["t"]
         a0 = np.mean([r["a0"] for r in runs.values()])
         L = np.array([r["learn"] for r in runs.values()])
