@@ -55,7 +55,11 @@ def main(argv=None):
             ds = xr.open_zarr(p, consolidated=False)
             if not {"learn", "neurogenesis"} <= set(ds.arm.values):
                 continue
-            key = (cfg[section] if section else cfg)[name]
+            try:
+                key = (cfg[section] if section else cfg)[name]
+            except KeyError:
+                ap.error(f"--by {a.by}: no such key in the job's config (e.g. structural.birth_lr, "
+                         f"structural.birth_weight, recovery.lr)")
             run = (cfg["seed"], cfg["recovery"].get("replicate", 0))
             born = ds.born.sel(arm="neurogenesis").values.reshape(-1) >= 0
             t = load_tissue(p, "recovered_neurogenesis")
@@ -99,10 +103,10 @@ def main(argv=None):
             m = M[:, tail].mean(1)
             per_seed = " / ".join(f"{np.mean([v for (s, _), v in zip(runs, m) if s == k]):.4f}" for k in seeds)
             print(f"  mean over epochs {t[tail][0]:g}-{t[-1]:g}, {arm}: {m.mean():.4f} (seeds {per_seed})")
-        d = (N[:, tail] - L[:, tail]).mean(1)
-        if len(d) > 1:
-            print(f"    paired, neurogenesis - learning alone: {100 * d.mean():+.2f} points "
-                  f"(s.e. {100 * d.std(ddof=1) / np.sqrt(len(d)):.2f}; positive in {(d > 0).sum()} of {len(d)})")
+        dt = (N[:, tail] - L[:, tail]).mean(1)
+        if len(dt) > 1:
+            print(f"    paired, neurogenesis - learning alone: {100 * dt.mean():+.2f} points "
+                  f"(s.e. {100 * dt.std(ddof=1) / np.sqrt(len(dt)):.2f}; positive in {(dt > 0).sum()} of {len(dt)})")
         for arm, name in (("learn", "learning alone"), ("neurogenesis", "+ neurogenesis")):
             for e in (1, 2):
                 v = np.array([r["shares"][arm][e - 1] for r in runs.values()], dtype=float)
