@@ -48,7 +48,7 @@ def main(argv=None):
     ap.add_argument("--by", default="structural.birth_lr",
                     help="dotted config key to group the runs by (default: structural.birth_lr)")
     a = ap.parse_args(argv)
-    section, _, name = a.by.rpartition(".")
+    section, _, field = a.by.rpartition(".")
     groups = {}
     for d in a.sweeps:
         for p, attrs, cfg in finished_jobs(d):
@@ -56,7 +56,7 @@ def main(argv=None):
             if not {"learn", "neurogenesis"} <= set(ds.arm.values):
                 continue
             try:
-                key = (cfg[section] if section else cfg)[name]
+                key = (cfg[section] if section else cfg)[field]
             except KeyError:
                 ap.error(f"--by {a.by}: no such key in the job's config (e.g. structural.birth_lr, "
                          f"structural.birth_weight, recovery.lr)")
