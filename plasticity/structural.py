@@ -34,7 +34,10 @@ learning measured:
   role (hidden, or output with its group), starts at rest with the mean bias of
   its living free neighbours (a rate clipped at 0 would never learn), and is
   wired to every living neighbour within ``birth_radius`` with weights uniform in
-  ``[-birth_weight, birth_weight]``.
+  ``[-birth_weight, birth_weight]``; with ``birth_small_world`` > 0 that share of
+  its synapses goes instead to living neurons anywhere in the tissue, drawn
+  uniformly, as the tissue's own small-world synapses were
+  (:func:`tissue.wiring.small_world_rewire`).
 
 After every edit the per-synapse running statistics follow their synapses
 (:func:`remap_slots`), and a trainer with an ``invalidate`` method
@@ -164,6 +167,12 @@ class StructuralPlasticity:
         (:meth:`contrast_operator`, measured by the last probe), at the random init's
         root mean square; it needs only the neighbours' nudged rates, which the site
         sees (a neuron running Oja's rule on them would find the same vector).
+    birth_small_world : float in [0, 1]
+        Share of a newborn's synapses whose far end is moved from a neighbour within
+        ``birth_radius`` to a living neuron drawn uniformly from the whole tissue (the
+        long-range synapses of ``Tissue.cube(small_world=...)``; 0: newborns are wired
+        locally only). A neuron lost to a lesion had its share of long-range synapses;
+        a newborn wired only locally cannot replace them.
     birth_lr : float >= 1
         Heightened plasticity of newborn neurons (as adult-born neurons in the
         hippocampus, whose synapses potentiate more readily for weeks): a newborn's
@@ -205,6 +214,7 @@ class StructuralPlasticity:
     birth_max: int = 8
     birth_weight: float = 0.05
     birth_init: str = "random"
+    birth_small_world: float = 0.0
     birth_lr: float = 1.0
     juvenile_steps: int = 10
     dw_decay: float = 0.9
@@ -217,6 +227,7 @@ class StructuralPlasticity:
         for key, lo, hi in (("prune_weight", 0, None), ("prune_dw", 0, None), ("prune_max", 0, 1),
                             ("grow_radius", 1, None), ("grow_quantile", 0, 1), ("grow_weight", 0, None),
                             ("birth_radius", 1, None), ("birth_quantile", 0, 1), ("birth_weight", 0, None),
+                            ("birth_small_world", 0, 1),
                             ("dw_decay", 0, 1), ("nudge_decay", 0, 1), ("rate_decay", 0, 1)):
             v = getattr(self, key)
             if not (isinstance(v, (int, float)) and np.isfinite(v) and v >= lo and (hi is None or v <= hi)):
@@ -415,6 +426,8 @@ class StructuralPlasticity:
         src, dst = _neighbours(tissue.lattice, new, _neighbour_offsets(self.birth_radius))
         live = tissue.alive[dst]
         src, dst = src[live], dst[live]
+        if self.birth_small_world > 0 and len(src):
+            src, dst = self._long_range(tissue, src, dst)
         w = self._rng.uniform(-self.birth_weight, self.birth_weight, size=len(src))
         if self.birth_init == "gradmax":
             w = self._gradmax_weights(tissue, new, src, dst, w)
@@ -431,6 +444,18 @@ class StructuralPlasticity:
             self.nudge[new] = 0.0
         self._follow(tissue)
         return new
+
+    def _long_range(self, tissue, src, dst):
+        """Move the far end of ``birth_small_world`` of the newborns' synapses ``src -> dst`` to
+        living neurons drawn uniformly (no self-loop, no pair twice; a pair of two newborns is listed
+        from both ends, so it is kept once first)."""
+        from tissue.wiring import small_world_rewire
+
+        key = np.minimum(src, dst) * tissue.n + np.maximum(src, dst)
+        _, first = np.unique(key, return_index=True)
+        first = np.sort(first)
+        return small_world_rewire(src[first], dst[first], tissue.n, self.birth_small_world, self._rng,
+                                  exclude=~tissue.alive)
 
     def contrast_operator(self, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(S, m)`` of the last probe over the neurons ``neighbours`` (the living neighbours

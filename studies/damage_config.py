@@ -79,6 +79,9 @@ class StructuralConfig:
                             "start along the direction learning amplifies fastest (top eigenvector of the "
                             "neighbours' nudge-rate correlation), at the random init's size", "random",
                             choices=("random", "copy", "gradmax"))
+    birth_small_world: float = param("float", "share of a newborn's synapses that go to living neurons drawn "
+                                     "uniformly from the whole tissue instead of its neighbours (as the "
+                                     "tissue's own small_world synapses; 0: wired locally only)", 0.0, lo=0, hi=1)
     birth_lr: float = param("float", "heightened plasticity of newborns: their synapses and bias learn with "
                             "this many times the rate at birth, falling linearly to 1 over juvenile_steps "
                             "structural steps (1: off)", 1.0, lo=1)

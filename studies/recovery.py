@@ -245,7 +245,7 @@ def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
         grow=full, grow_radius=s.grow_radius, grow_quantile=s.grow_quantile, grow_max=s.grow_max,
         grow_weight=s.grow_weight, neurogenesis=True, birth_radius=s.birth_radius,
         birth_quantile=s.birth_quantile, birth_max=s.birth_max, birth_weight=s.birth_weight,
-        birth_init=s.birth_init, birth_lr=s.birth_lr, juvenile_steps=s.juvenile_steps, nudge_decay=s.nudge_decay, seed=seed)
+        birth_init=s.birth_init, birth_small_world=s.birth_small_world, birth_lr=s.birth_lr, juvenile_steps=s.juvenile_steps, nudge_decay=s.nudge_decay, seed=seed)
 
 
 def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, progress: bool, label: str,

@@ -64,7 +64,8 @@ def _loud(sp, t, rng):
     sp.observe_nudge(t, rp, rm, beta=0.1)
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["kill", "ball", "cut", "noise", "prune", "grow", "birth", "learn"]),
+OPS = st.lists(st.tuples(st.sampled_from(["kill", "ball", "cut", "noise", "prune", "grow", "birth", "birth_far",
+                                          "learn"]),
                          st.integers(0, 2**16)), min_size=1, max_size=8)
 
 
@@ -73,6 +74,7 @@ def test_random_edit_sequences_keep_the_invariants(ops):
     t = _tissue()
     sp = StructuralPlasticity(prune_weight=0.1, prune_dw=0.5, prune_max=0.3, grow_max=15, grow_quantile=0.5,
                               birth_max=5, birth_quantile=0.0, seed=1)
+    far = StructuralPlasticity(birth_max=5, birth_quantile=0.0, birth_small_world=0.5, seed=2)
     for op, s in ops:
         rng = np.random.default_rng(s)
         if op == "kill":
@@ -99,8 +101,11 @@ def test_random_edit_sequences_keep_the_invariants(ops):
                 sp.prune_silent(t)
             elif op == "grow":
                 sp.grow_synapses(t)
-            else:
+            elif op == "birth":
                 sp.birth(t)
+            else:
+                _loud(far, t, rng)
+                far.birth(t)
         check_invariants(t)
 
 
@@ -224,6 +229,45 @@ def test_births_fill_dead_voxels_next_to_loud_neurons():
         return nudge[nb].mean() if len(nb) else 0.0
     others = [v for v in np.flatnonzero(dead_before & ~t.alive) if t.role[v] != INPUT]
     assert min(site_score(v) for v in new) >= max([site_score(v) for v in others] + [0])
+    check_invariants(t)
+
+
+def test_long_range_newborns_keep_their_synapse_count_and_draw_far_partners_uniformly():
+    """birth_small_world = f moves the far end of round(f m) of the m local synapses a set of newborns
+    would get to living neurons drawn uniformly: the count of new synapses is m, about f m of them
+    are longer than the birth radius, and their far ends spread over the living neurons as a uniform
+    draw does (chi-square over the z layers against the living count per layer)."""
+    from scipy import stats
+
+    f, radius = 0.3, 1.75
+    t = _tissue((12, 12, 6), seed=3)
+    kill_ball(t, (5.5, 5.5, 2.5), 3.0)
+    sp = StructuralPlasticity(birth_radius=radius, birth_quantile=0.0, birth_max=200, birth_small_world=f, seed=4)
+    _loud(sp, t, np.random.default_rng(0))
+    alive_before, n_before = t.alive.copy(), t.syn.n_synapses
+    c = t.lattice.coords()
+    new = sp.birth(t)
+    assert len(new) > 50
+    # m: the distinct pairs (newborn, living neighbour within the radius) of the local wiring
+    young = np.zeros(t.n, bool)
+    young[new] = True
+    pairs = set()
+    for v in new.tolist():
+        near = np.flatnonzero((np.sqrt(((c - c[v]) ** 2).sum(1)) <= radius + 1e-9) & t.alive)
+        pairs |= {(min(v, u), max(v, u)) for u in near.tolist() if u != v}
+    m = len(pairs)
+    assert t.syn.n_synapses - n_before == m
+    i, j, _ = t.syn.edges()
+    mine = young[i] | young[j]
+    long = mine & (np.sqrt(((c[i] - c[j]) ** 2).sum(1)) > radius + 1e-9)
+    assert 0.9 * round(f * m) <= long.sum() <= round(f * m)
+    # far ends: the newborn's partner (for a pair of two newborns, either one)
+    ends = np.where(young[i[long]], j[long], i[long])
+    z = c[:, 2]
+    obs = np.bincount(z[ends], minlength=t.lattice.shape[2])
+    exp = np.bincount(z[t.alive], minlength=t.lattice.shape[2]) / t.alive.sum() * len(ends)
+    assert stats.chisquare(obs, exp).pvalue > 1e-3
+    assert alive_before.sum() + len(new) == t.alive.sum()
     check_invariants(t)
 
 

@@ -44,6 +44,9 @@ def main(argv=None):
     ap.add_argument("--radius", type=float, default=3.0)
     ap.add_argument("--epochs", type=int, default=None, help="default: the config's 40")
     ap.add_argument("--summarise", nargs="+", metavar="LOG", help="pair the logs of earlier runs")
+    ap.add_argument("--local", action="store_true",
+                    help="keep the ball's hidden neurons alive, wired as newborns are (every neighbour within "
+                         "the birth radius 1.75, no long-range synapse) at the initial weight scale")
     a = ap.parse_args(argv)
     if a.summarise:
         return summarise(a.summarise)
@@ -56,11 +59,14 @@ def main(argv=None):
     t, task, eng, tr = setup.tissue, setup.task, setup.engine, setup.trainer
     hidden0 = int((t.alive & (t.role == HIDDEN)).sum())
     killed = 0
-    if a.radius > 0:
+    if a.radius > 0 and a.local:
+        killed = rewire_local(t, cfg, a.radius)
+    elif a.radius > 0:
         # the recovery study's own ball (centre of the lattice, hidden neurons only)
         les = apply_lesion(t, LesionConfig(kind="ball", radius=a.radius), 0, LesionLog(), when="before training")
         killed = len(les.voxels)
-    print(f"seed {a.seed}, ball of radius {a.radius}: {killed} hidden neurons dead before training"
+    what = "rewired locally (alive)" if a.local else "dead before training"
+    print(f"seed {a.seed}, ball of radius {a.radius}: {killed} hidden neurons {what}"
           f" (of {hidden0}); {cfg.learning.epochs} epochs", flush=True)
     lc = cfg.learning
     t0 = time.perf_counter()
@@ -69,6 +75,42 @@ def main(argv=None):
         ev = tr.evaluate(tr.averaged(t), eng, setup.xte, task.y_test)
         print(f"epoch {epoch + 1:3d}  train {rep['accuracy']:.4f}  test {ev['accuracy']:.4f}  "
               f"loss {rep['loss']:.3f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def rewire_local(t, cfg, radius: float, birth_radius: float = 1.75) -> int:
+    """``--local``: the hidden neurons of the recovery study's ball keep their voxels but get a newborn's
+    wiring (``plasticity.structural``: every living neighbour within ``birth_radius``, nothing farther),
+    the missing synapses drawn uniform in [-s, s] with s the largest initial |w| (the uniform init's
+    scale). Returns how many neurons were rewired."""
+    import numpy as np
+
+    from studies.damage_config import LesionConfig
+    from studies.recovery import apply_lesion
+    from tissue import radius_offsets
+    from tissue.lesions import LesionLog
+
+    probe = t.copy()
+    ball = apply_lesion(probe, LesionConfig(kind="ball", radius=radius), 0, LesionLog(), when="probe").voxels
+    lat = t.lattice
+    i, j, w = t.syn.edges()
+    scale = float(np.abs(w).max())
+    far = np.linalg.norm(lat.coords(i) - lat.coords(j), axis=1) > birth_radius + 1e-9
+    touch = np.isin(i, ball) | np.isin(j, ball)
+    cut = far & touch
+    for a, b in zip(i[cut].tolist(), j[cut].tolist()):
+        t.syn.remove(a, b)
+    rng = np.random.default_rng([cfg.seed, 7])
+    shape = np.asarray(lat.shape)
+    added = 0
+    for v in np.sort(ball).tolist():
+        c = lat.coords(np.array([v]))[0] + radius_offsets(birth_radius)
+        c = c[np.all((c >= 0) & (c < shape), axis=1)]
+        for u in lat.index(c[:, 0], c[:, 1], c[:, 2]).tolist():
+            if t.alive[u] and t.syn.add(v, u, float(rng.uniform(-scale, scale))):
+                added += 1
+    print(f"  rewired: {int(cut.sum())} long-range synapses of the ball cut (of {int(touch.sum())} touching it), "
+          f"{added} local ones added at init scale {scale:.3f}", flush=True)
+    return len(ball)
 
 
 def summarise(paths, last: int = 5):
