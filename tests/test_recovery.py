@@ -58,6 +58,16 @@ def test_shipped_configs_load():
     spec = load_sweep(REPO / "configs" / "sweep-lesions.toml")
     assert {g.name for g in spec.grid} == {"lesion_fraction", "lesion_kind", "seed"}
     assert len(spec.jobs) == np.prod([len(g.values) for g in spec.grid])
+    from studies.recovery import _structural
+
+    spec = load_sweep(REPO / "configs" / "sweep-neurogenesis.toml")
+    assert len(spec.jobs) == 3
+    for job in spec.jobs:
+        c = job.config
+        assert c.lesion.kind == "ball" and c.lesion.radius == 5.0 and c.recovery.epochs == 80
+        # the key reaches the rule the neurogenesis arm runs
+        assert _structural(c, "neurogenesis", 0).birth_small_world == 0.1
+        assert _structural(c, "learn", 0) is None
 
 
 def test_defaults_fill_missing_sections():

@@ -1,6 +1,7 @@
 """Is the lesion's last point lost capacity? Train the 16 x 16 digits tissue from scratch with the ball dead.
 
     python bench/explore/neurogenesis/capacity.py --seed 0 [--radius 3] [--epochs 40] > s0_r3.log
+    python bench/explore/neurogenesis/capacity.py --seed 0 --radius 5 --local > s0_r5_local.log   # ball alive, wired as newborns
     python bench/explore/neurogenesis/capacity.py --summarise s*_r*.log     # the paired table
 
 Builds the tissue of ``configs/learn-digits-16.toml`` for ``--seed`` (same wiring, initial
@@ -126,16 +127,18 @@ def summarise(paths, last: int = 5):
         if head is None or len(acc) < int(head[4]):
             print(f"{p}: unfinished, left out")
             continue
-        runs[(int(head[1]), float(head[2]))] = (int(head[3]), np.array(acc))
-    for radius in sorted({r for _, r in runs if r > 0}):
-        seeds = sorted(s for s, r in runs if r == radius and (s, 0.0) in runs)
-        print(f"ball of radius {radius:g}: mean held-out accuracy over the last {last} epochs (and at the last)")
-        print("seed  intact           ball dead from the start        difference (points)")
+        how = "rewired" if "rewired locally" in text else "dead"
+        runs[(int(head[1]), float(head[2]), how)] = (int(head[3]), np.array(acc))
+    for radius, how in sorted({(r, h) for _, r, h in runs if r > 0}):
+        seeds = sorted(s for s, r, h in runs if (r, h) == (radius, how) and (s, 0.0, "dead") in runs)
+        what = "wired as newborns are" if how == "rewired" else "dead from the start"
+        print(f"ball of radius {radius:g}, {what}: mean held-out accuracy over the last {last} epochs (and at the last)")
+        print("seed  intact           ball                            difference (points)")
         d = []
         for s in seeds:
-            (_, a), (k, b) = runs[(s, 0.0)], runs[(s, radius)]
+            (_, a), (k, b) = runs[(s, 0.0, "dead")], runs[(s, radius, how)]
             d.append(b[-last:].mean() - a[-last:].mean())
-            print(f"{s:4d}  {a[-last:].mean():.4f} ({a[-1]:.4f})  {b[-last:].mean():.4f} ({b[-1]:.4f}), {k} dead"
+            print(f"{s:4d}  {a[-last:].mean():.4f} ({a[-1]:.4f})  {b[-last:].mean():.4f} ({b[-1]:.4f}), {k} {how}"
                   f"     {100 * d[-1]:+.2f}")
         d = np.array(d)
         if len(d) > 1:
