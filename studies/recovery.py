@@ -68,6 +68,7 @@ store starts it again from the beginning (a complete store is left alone by
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -235,6 +236,13 @@ def _prune_rules(s) -> dict:
                 rate_decay=s.rate_decay, dw_decay=s.dw_decay)
 
 
+def _birth_rules(s) -> dict:
+    """The neurogenesis keys of ``[structural]`` ``s`` (every ``birth_*`` key and ``juvenile_steps``)
+    as :class:`StructuralPlasticity` arguments of the same names."""
+    keys = [f.name for f in dataclasses.fields(s) if f.name.startswith("birth_")] + ["juvenile_steps"]
+    return {k: getattr(s, k) for k in keys}
+
+
 def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
     if arm == "learn":
         return None
@@ -243,9 +251,7 @@ def _structural(cfg, arm: str, seed: int) -> StructuralPlasticity | None:
     return StructuralPlasticity(
         prune=full, **_prune_rules(s),
         grow=full, grow_radius=s.grow_radius, grow_quantile=s.grow_quantile, grow_max=s.grow_max,
-        grow_weight=s.grow_weight, neurogenesis=True, birth_radius=s.birth_radius,
-        birth_quantile=s.birth_quantile, birth_max=s.birth_max, birth_weight=s.birth_weight,
-        birth_init=s.birth_init, birth_small_world=s.birth_small_world, birth_lr=s.birth_lr, juvenile_steps=s.juvenile_steps, nudge_decay=s.nudge_decay, seed=seed)
+        grow_weight=s.grow_weight, neurogenesis=True, **_birth_rules(s), nudge_decay=s.nudge_decay, seed=seed)
 
 
 def _learn_curve(cfg, setup, tissue, sched: Scheduler, epochs: int, evals: int, progress: bool, label: str,

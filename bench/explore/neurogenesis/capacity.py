@@ -85,9 +85,9 @@ def rewire_local(t, cfg, radius: float, birth_radius: float = 1.75) -> int:
     scale). Returns how many neurons were rewired."""
     import numpy as np
 
+    from plasticity.structural import _neighbour_offsets, _neighbours
     from studies.damage_config import LesionConfig
     from studies.recovery import apply_lesion
-    from tissue import radius_offsets
     from tissue.lesions import LesionLog
 
     probe = t.copy()
@@ -101,14 +101,10 @@ def rewire_local(t, cfg, radius: float, birth_radius: float = 1.75) -> int:
     for a, b in zip(i[cut].tolist(), j[cut].tolist()):
         t.syn.remove(a, b)
     rng = np.random.default_rng([cfg.seed, 7])
-    shape = np.asarray(lat.shape)
-    added = 0
-    for v in np.sort(ball).tolist():
-        c = lat.coords(np.array([v]))[0] + radius_offsets(birth_radius)
-        c = c[np.all((c >= 0) & (c < shape), axis=1)]
-        for u in lat.index(c[:, 0], c[:, 1], c[:, 2]).tolist():
-            if t.alive[u] and t.syn.add(v, u, float(rng.uniform(-scale, scale))):
-                added += 1
+    src, dst = _neighbours(lat, np.sort(ball), _neighbour_offsets(birth_radius))   # the birth rule's own search
+    live = t.alive[dst]
+    added = sum(t.syn.add(v, u, float(rng.uniform(-scale, scale)))
+                for v, u in zip(src[live].tolist(), dst[live].tolist()))
     print(f"  rewired: {int(cut.sum())} long-range synapses of the ball cut (of {int(touch.sum())} touching it), "
           f"{added} local ones added at init scale {scale:.3f}", flush=True)
     return len(ball)
