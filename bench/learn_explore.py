@@ -32,7 +32,7 @@ def main(argv=None):
     ap.add_argument("--optimizer", default="adam", choices=("sgd", "adam"))
     ap.add_argument("--lr", type=float, default=0.003)
     ap.add_argument("--depth-lr", type=float, default=1.0)
-    ap.add_argument("--schedule", default="constant", choices=("constant", "cosine"))
+    ap.add_argument("--schedule", default="constant", choices=("constant", "cosine", "cosine_batch"))
     ap.add_argument("--cost", default="squared", choices=("squared", "group_squared", "cross_entropy"))
     ap.add_argument("--tau", type=float, default=0.1)
     ap.add_argument("--persistent", action="store_true")

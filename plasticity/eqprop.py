@@ -43,6 +43,7 @@ from tissue import INPUT
 from .readout import one_hot_targets, predict_groups
 
 OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "cosine_batch")
 
 
 # ------------------------------------------------------------------ kernels
@@ -146,9 +147,13 @@ class EqProp:
         by more than this from its free state: it fell into another attractor,
         and the contrast then measures the jump, not the gradient (the energy
         of a trained tissue has many minima). ``None`` keeps every example.
-    schedule : {"constant", "cosine"}
-        Learning-rate schedule over the epochs of :meth:`fit_epoch` (cosine:
-        from ``lr`` down to ``lr_final * lr``).
+    schedule : {"constant", "cosine", "cosine_batch"}
+        Learning-rate schedule over the epochs of :meth:`fit_epoch`: half a
+        cosine from ``lr`` down to ``lr_final * lr``, read once per epoch
+        (``cosine``: over E epochs the last epoch runs at the value of
+        ``(E - 1) / E``, half the rate for E = 2) or at every mini-batch
+        (``cosine_batch``: the first batch at ``lr``, the last exactly at
+        ``lr_final * lr``).
     weight_clip : float, optional
         Clip weights to ``[-weight_clip, weight_clip]`` after each update.
     weight_decay : float
@@ -206,8 +211,8 @@ class EqProp:
                 raise ValueError(f"EqProp {key} must be a finite number {allowed}, got {val!r}")
         if self.cost not in COSTS:
             raise ValueError(f"EqProp cost must be one of {COSTS}, got {self.cost!r}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"EqProp schedule must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"EqProp schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"EqProp optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if int(self.batch_size) < 1:
@@ -475,12 +480,19 @@ class EqProp:
         return {"accuracy": float(np.mean(pred == y)), "loss": float(np.mean(np.concatenate(costs))),
                 "pred": pred, "steps": np.concatenate(steps), "converged": np.concatenate(conv)}
 
-    def lr_scale(self, epoch: int, epochs: int | None) -> float:
-        """The schedule's factor on the learning rates in ``epoch`` of ``epochs``:
-        1 for ``constant``; for ``cosine`` from 1 down to ``lr_final`` (half a cosine)."""
+    def lr_scale(self, epoch: int, epochs: int | None, batch: int = 0, n_batches: int = 1) -> float:
+        """The schedule's factor on the learning rates at mini-batch ``batch`` (of
+        ``n_batches``) of ``epoch`` (of ``epochs``): 1 for ``constant``; half a cosine from
+        1 down to ``lr_final``, at ``epoch / epochs`` for ``cosine`` (the same for every batch
+        of an epoch) and at ``(epoch * n_batches + batch) / (epochs * n_batches - 1)`` for
+        ``cosine_batch`` (1 at the first batch, ``lr_final`` at the last)."""
         if self.schedule == "constant" or not epochs:
             return 1.0
-        return self.lr_final + (1 - self.lr_final) * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+        if self.schedule == "cosine":
+            p = epoch / epochs
+        else:
+            p = min(1.0, (epoch * n_batches + batch) / max(epochs * n_batches - 1, 1))
+        return self.lr_final + (1 - self.lr_final) * 0.5 * (1 + math.cos(math.pi * p))
 
     def fit_epoch(self, tissue, engine: Langevin, x, y, epoch: int = 0, progress: bool = False,
                   epochs: int | None = None, targets=None) -> dict:
@@ -488,7 +500,6 @@ class EqProp:
         the schedule, see :meth:`lr_scale`); ``targets`` (``(n, n_outputs)``, optional): each
         example's output target instead of its one-hot class (see :meth:`train_step`)."""
         self._prepare(tissue)
-        self._state["lr_scale"] = self.lr_scale(epoch, epochs)
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(x))
         bar = None
@@ -498,8 +509,10 @@ class EqProp:
             bar = tqdm(total=len(x), desc=f"epoch {epoch}", unit="ex", leave=False)
         loss = correct = 0.0
         t0 = time.perf_counter()
-        for lo in range(0, len(x), self.batch_size):
+        n_batches = -(-len(x) // self.batch_size)
+        for b, lo in enumerate(range(0, len(x), self.batch_size)):
             idx = order[lo:lo + self.batch_size]
+            self._state["lr_scale"] = self.lr_scale(epoch, epochs, b, n_batches)
             rep = self.train_step(tissue, engine, x[idx], y[idx], index=idx,
                                   target=None if targets is None else targets[idx])
             loss += rep.loss * len(idx)

@@ -625,7 +625,6 @@ class Scheduler:
         (e.g. a teacher's output rates)."""
         tr = self.trainer
         tr._prepare(tissue)
-        tr._state["lr_scale"] = tr.lr_scale(epoch, epochs)
         rng = np.random.default_rng([tr.seed, epoch])
         order = rng.permutation(len(x))
         bar = None
@@ -639,6 +638,7 @@ class Scheduler:
         for b, lo in enumerate(range(0, len(x), tr.batch_size)):
             idx = order[lo:lo + tr.batch_size]
             w_before = tissue.syn.w.astype(np.float64) if self.structural is not None else None
+            tr._state["lr_scale"] = tr.lr_scale(epoch, epochs, b, n_batches)
             rep = tr.train_step(tissue, self.engine, x[idx], y[idx], index=idx,
                                 target=None if targets is None else targets[idx])
             self.batches += 1

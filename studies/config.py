@@ -205,8 +205,10 @@ class LearningConfig:
                       "cross-entropy of the group means", "squared",
                       choices=("squared", "group_squared", "cross_entropy"))
     tau: float = param("float", "temperature of the cross-entropy read-out", 0.1, lo=0, lo_open=True)
-    schedule: str = param("choice", "learning-rate schedule over the epochs", "constant",
-                          choices=("constant", "cosine"))
+    schedule: str = param("choice", "learning-rate schedule over the epochs (cosine: half a cosine down to "
+                          "lr_final x lr, read once per epoch; cosine_batch: read at every mini-batch, "
+                          "reaching lr_final x lr at the last one)", "constant",
+                          choices=("constant", "cosine", "cosine_batch"))
     lr_final: float = param("float", "cosine schedule: final learning rate / lr", 0.05, lo=0, hi=1)
     weight_clip: float | None = param("float", "clip weights to [-c, c] after each update", None,
                                       lo=0, lo_open=True)

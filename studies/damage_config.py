@@ -107,8 +107,11 @@ class RecoveryConfig:
                                   "Adam moves every weight by about lr per step even on a converged "
                                   "tissue, plain SGD in proportion to the EqProp gradient", None,
                                   choices=("sgd", "adam"))
-    schedule: str = param("choice", "recovery learning-rate schedule over its epochs (cosine: down to "
-                          "[learning] lr_final x lr)", "constant", choices=("constant", "cosine"))
+    schedule: str = param("choice", "recovery learning-rate schedule over its epochs (cosine: half a cosine "
+                          "down to [learning] lr_final x lr, read once per epoch, so a 2-epoch recovery runs "
+                          "its second epoch at half the rate; cosine_batch: read at every mini-batch, "
+                          "reaching lr_final x lr at the last one)", "constant",
+                          choices=("constant", "cosine", "cosine_batch"))
     warm_optimizer: bool = param("bool", "recovery and pruning continue the optimizer state the trained "
                                  "tissue ended its learning with (its per-synapse Adam moments, moved to "
                                  "the edited table) instead of starting a fresh Adam, whose first steps "

@@ -374,3 +374,44 @@ def test_explicit_targets_nudge_towards_them_and_a_tissue_is_its_own_fixed_teach
         ep.phases(t, TIGHT, x, labels, target=soft[:, :3])
     with pytest.raises(ValueError, match="cost='squared'"):
         EqProp(beta=0.01, cost="group_squared").phases(t, TIGHT, x, labels, target=soft)
+
+
+@pytest.mark.parametrize("via", ["eqprop", "scheduler"])
+def test_cosine_batch_schedule_runs_down_to_lr_final_at_the_last_batch(via):
+    # "cosine" reads its half cosine once per epoch (2 epochs: lr, then lr / 2 to the end); "cosine_batch"
+    # at every mini-batch: lr at the first batch of the run, lr_final x lr at the last, decreasing between,
+    # (1 + lr_final) / 2 half way. The step of each batch is taken at the rate the update reads.
+    import math
+
+    from plasticity.structural import Scheduler
+
+    t = column((3, 3, 3), groups=3)
+    rng = np.random.default_rng(0)
+    x = rng.random((10, 9))
+    labels = rng.integers(0, 3, 10)
+    eng = Langevin(dt=0.5, tol=1e-4, max_steps=2000)
+    for schedule in ("cosine", "cosine_batch"):
+        seen = []
+
+        class Spy(EqProp):
+            def apply(self, tissue, g, gb):
+                seen.append(self._state["lr_scale"])
+                super().apply(tissue, g, gb)
+
+        tr = Spy(beta=0.1, lr=1e-3, optimizer="adam", batch_size=4, schedule=schedule, lr_final=0.05)
+        for e in range(2):            # 3 batches an epoch (4 + 4 + 2 examples), 6 in the run
+            if via == "eqprop":
+                tr.fit_epoch(t, eng, x, labels, epoch=e, epochs=2)
+            else:
+                Scheduler(tr, eng, None).fit_epoch(t, x, labels, epoch=e, epochs=2)
+        assert len(seen) == 6
+        if schedule == "cosine":
+            assert seen == [1.0] * 3 + [0.525] * 3
+        else:
+            assert seen[0] == 1.0 and seen[-1] == pytest.approx(0.05, abs=1e-12)
+            assert np.all(np.diff(seen) < 0)
+            np.testing.assert_allclose(seen, [0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * k / 5)) for k in range(6)])
+            # symmetric about the middle of the run: s(k) + s(5 - k) = 1 + lr_final
+            np.testing.assert_allclose(np.add(seen, seen[::-1]), 1.05)
+    with pytest.raises(ValueError, match="cosine_batch"):
+        EqProp(schedule="linear")
