@@ -396,9 +396,13 @@ def test_cosine_batch_schedule_runs_down_to_lr_final_at_the_last_batch(via):
         class Spy(EqProp):
             def apply(self, tissue, g, gb):
                 seen.append(self._state["lr_scale"])
+                w0 = tissue.syn.w.copy()
                 super().apply(tissue, g, gb)
+                # plain SGD: the step is exactly lr x the schedule's factor x the EqProp gradient
+                assert np.abs(g).max() > 0
+                np.testing.assert_allclose(tissue.syn.w - w0, 0.05 * seen[-1] * g, rtol=1e-9, atol=1e-15)
 
-        tr = Spy(beta=0.1, lr=1e-3, optimizer="adam", batch_size=4, schedule=schedule, lr_final=0.05)
+        tr = Spy(beta=0.1, lr=0.05, optimizer="sgd", batch_size=4, schedule=schedule, lr_final=0.05)
         for e in range(2):            # 3 batches an epoch (4 + 4 + 2 examples), 6 in the run
             if via == "eqprop":
                 tr.fit_epoch(t, eng, x, labels, epoch=e, epochs=2)
