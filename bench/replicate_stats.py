@@ -11,7 +11,9 @@ to the first group paired by (seed, replicate): mean, standard error and how man
 positive. Runs are identified by ``seed`` and ``[recovery] replicate``; ``--where KEY=VALUE``
 (repeatable; VALUE read as JSON, else as a string; a job run before a key existed has that key's
 current default) keeps only the jobs whose config matches, and two jobs of one group with the
-same run are an error (narrow with ``--where``).
+same run are an error (narrow with ``--where``). A figure ``A|B`` reads ``A``, or ``B`` in a job
+without ``A``: one arm's figure paired with another arm's, e.g. ``--figures
+"learn_recovered_epoch2|structural_recovered_epoch2"`` across a sweep of each.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ def _get(cfg: dict, dotted: str):
     return v
 
 
+def _figure(attrs: dict, name: str):
+    """The job figure ``name``; for ``A|B|...`` the first of them the job has (None if none)."""
+    for part in name.split("|"):
+        if attrs.get(part) is not None:
+            return attrs[part]
+    return None
+
+
 def main(argv=None):
     from studies.config import load_config
     from studies.sweep import finished_jobs
@@ -39,7 +49,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweeps", nargs="+")
     ap.add_argument("--by", required=True, help="config key that tells the groups apart (dotted)")
-    ap.add_argument("--figures", required=True, help="comma-separated job figures")
+    ap.add_argument("--figures", required=True,
+                    help="comma-separated job figures; A|B reads A, or B in a job without A (one arm's figure "
+                         "against another's, e.g. learn_recovered_epoch2|structural_recovered_epoch2)")
     ap.add_argument("--where", action="append", default=[], metavar="KEY=VALUE",
                     help="keep only jobs whose config has this value (repeatable)")
     a = ap.parse_args(argv)
@@ -74,7 +86,7 @@ def main(argv=None):
     for name in names:
         print(f"{name}:")
         for k in keys:
-            runs = {r: v[name] for r, v in groups[k].items() if v.get(name) is not None}
+            runs = {r: _figure(v, name) for r, v in groups[k].items() if _figure(v, name) is not None}
             x = np.array(list(runs.values()), dtype=float)
             if len(x) == 0:
                 continue
@@ -82,9 +94,9 @@ def main(argv=None):
             seeds = sorted({s for s, _ in runs})
             per = " / ".join(f"{np.mean([v for (s, _), v in runs.items() if s == q]):.4g}" for q in seeds)
             print(f"  {a.by} = {k}: {x.mean():.4g} (s.e. {se:.2g}, {len(x)} runs; per seed {per})")
-        base = {r: v[name] for r, v in groups[keys[0]].items() if v.get(name) is not None}
+        base = {r: _figure(v, name) for r, v in groups[keys[0]].items() if _figure(v, name) is not None}
         for k in keys[1:]:
-            other = {r: v[name] for r, v in groups[k].items() if v.get(name) is not None}
+            other = {r: _figure(v, name) for r, v in groups[k].items() if _figure(v, name) is not None}
             both = sorted(set(base) & set(other))
             if len(both) < 2:
                 continue
