@@ -42,6 +42,12 @@ def _figure(attrs: dict, name: str):
     return None
 
 
+def _runs(group: dict, name: str) -> dict:
+    """``{(seed, replicate): figure}`` of the jobs of ``group`` that have the figure ``name``."""
+    found = {r: _figure(v, name) for r, v in group.items()}
+    return {r: f for r, f in found.items() if f is not None}
+
+
 def main(argv=None):
     from studies.config import load_config
     from studies.sweep import finished_jobs
@@ -86,7 +92,7 @@ def main(argv=None):
     for name in names:
         print(f"{name}:")
         for k in keys:
-            runs = {r: _figure(v, name) for r, v in groups[k].items() if _figure(v, name) is not None}
+            runs = _runs(groups[k], name)
             x = np.array(list(runs.values()), dtype=float)
             if len(x) == 0:
                 continue
@@ -94,9 +100,9 @@ def main(argv=None):
             seeds = sorted({s for s, _ in runs})
             per = " / ".join(f"{np.mean([v for (s, _), v in runs.items() if s == q]):.4g}" for q in seeds)
             print(f"  {a.by} = {k}: {x.mean():.4g} (s.e. {se:.2g}, {len(x)} runs; per seed {per})")
-        base = {r: _figure(v, name) for r, v in groups[keys[0]].items() if _figure(v, name) is not None}
+        base = _runs(groups[keys[0]], name)
         for k in keys[1:]:
-            other = {r: _figure(v, name) for r, v in groups[k].items() if _figure(v, name) is not None}
+            other = _runs(groups[k], name)
             both = sorted(set(base) & set(other))
             if len(both) < 2:
                 continue
