@@ -38,7 +38,7 @@ from numba import njit, prange
 
 from dynamics import Langevin, SimulationDiverged
 from dynamics.costs import COSTS, GroupCrossEntropy, GroupSquared
-from tissue import INPUT
+from tissue import HIDDEN, INPUT
 
 from .readout import one_hot_targets, predict_groups
 
@@ -167,6 +167,16 @@ class EqProp:
         update (a slow, consolidated copy of a fast weight; local to the synapse).
         :meth:`averaged` gives the tissue with the averages in place of the
         weights. 0 switches it off.
+    dropout : float in [0, 1)
+        Damage-tolerance training: in every mini-batch a fresh random share
+        ``dropout`` of the living hidden neurons is silenced, held at rest
+        (rate 0) in the free and both nudged phases alike, as if killed for
+        that batch (their synapses stay). A silenced neuron's synapses and
+        bias get no update (its rate is 0 in both phases), so the step is the
+        EqProp gradient of the thinned tissue. No rescaling: evaluation runs
+        the whole tissue. Needs an activation with ``rho(0) = 0`` (not
+        ``sigmoid``). The draw depends only on ``seed`` and the step count.
+        0 switches it off.
     brake : LipschitzBrake, optional
         Homeostasis (:mod:`plasticity.homeostasis`): when a free phase stalls
         (a share ``brake.stall_fraction`` of its trials hits the step cap) or
@@ -196,6 +206,7 @@ class EqProp:
     weight_clip: float | None = None
     weight_decay: float = 0.0
     average: float = 0.0
+    dropout: float = 0.0
     brake: object = None
     seed: int = 0
 
@@ -206,6 +217,7 @@ class EqProp:
             ("depth_lr", self.depth_lr, lambda v: v > 0, "> 0"),
             ("weight_decay", self.weight_decay, lambda v: v >= 0, ">= 0"),
             ("average", self.average, lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("dropout", self.dropout, lambda v: 0 <= v < 1, "in [0, 1)"),
         ):
             if not (isinstance(val, (int, float)) and math.isfinite(val) and ok(val)):
                 raise ValueError(f"EqProp {key} must be a finite number {allowed}, got {val!r}")
@@ -373,6 +385,19 @@ class EqProp:
             return free, plus, minus
         return self.phases(tissue, engine, x, y, init=init, target=target)
 
+    def silenced(self, tissue, step: int) -> np.ndarray:
+        """Indices of the hidden neurons silenced in training step ``step`` (see ``dropout``):
+        ``round(dropout * n)`` of the ``n`` living hidden neurons, drawn from ``(seed, step)``."""
+        if not self.dropout:
+            return np.zeros(0, np.int64)
+        if tissue.activation == "sigmoid":
+            raise ValueError("EqProp dropout silences neurons at rest, which needs rho(0) = 0; the "
+                             "activation 'sigmoid' has rho(0) = 0.5 (use hard_sigmoid, tanh or linear)")
+        hidden = np.flatnonzero((tissue.role == HIDDEN) & tissue.alive)
+        k = int(round(self.dropout * len(hidden)))
+        rng = np.random.default_rng([self.seed, 0xD50, step])
+        return np.sort(rng.choice(hidden, size=k, replace=False))
+
     def kept(self, free, plus, minus) -> np.ndarray:
         """Examples whose nudged states stayed near their free state (see ``jump_guard``)."""
         if self.jump_guard is None:
@@ -452,7 +477,12 @@ class EqProp:
         if self.persistent and index is not None and all(int(k) in parts for k in index):
             init = np.stack([parts[int(k)] for k in index])
         self._state["steps_done"] = self._state.get("steps_done", 0) + 1
-        free, plus, minus = self._braked_phases(tissue, engine, x, y, init, target)
+        off = self.silenced(tissue, self._state["steps_done"])
+        tissue.alive[off] = False      # held at rest (clamped at 0) for this batch's phases only
+        try:
+            free, plus, minus = self._braked_phases(tissue, engine, x, y, init, target)
+        finally:
+            tissue.alive[off] = True
         if self.persistent and index is not None:
             for k, s in zip(index, free.state):
                 parts[int(k)] = s.copy()

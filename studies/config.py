@@ -218,6 +218,9 @@ class LearningConfig:
                            "itself (decay per batch; 0.995 averages over about 200 batches, 5 epochs of the "
                            "digits); the held-out accuracy is read, and the trained tissue kept, with the "
                            "averages (0: off)", 0.0, lo=0, hi=0.9999)
+    dropout: float = param("float", "damage-tolerance training: share of the living hidden neurons silenced "
+                           "(held at rest) afresh in every mini-batch, in all its phases; evaluation runs the "
+                           "whole tissue (0: off)", 0.0, lo=0, hi=0.9)
     prune_target: float = param("float", "pruning while learning: share of the synapses removed by the start "
                                 "of epoch prune_end, in cuts at the start of epochs prune_start .. prune_end - 1 "
                                 "on a cubic schedule (0: off)", 0.0, lo=0, hi=0.95)
@@ -250,6 +253,8 @@ class LearningConfig:
             for key in ("modulation", "cycle", "contrast_tau"):
                 if getattr(self, key) is not None:
                     raise _Key("learning", key).bad(getattr(self, key), 'only with mode = "continuous"')
+        if self.dropout > 0 and self.mode != "two_phase":
+            raise _Key("learning", "dropout").bad(self.dropout, 'only with mode = "two_phase"')
         if self.prune_target > 0:
             if self.mode != "two_phase":
                 raise _Key("learning", "prune_target").bad(self.prune_target, 'only with mode = "two_phase"')

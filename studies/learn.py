@@ -101,7 +101,7 @@ def build_learning(cfg) -> LearnSetup:
                                   cycle=lc.cycle if lc.cycle is not None else 4,
                                   contrast_tau=lc.contrast_tau if lc.contrast_tau is not None else 8.0)
     else:
-        trainer = EqProp(**common, symmetric=lc.symmetric, nudged_steps=lc.nudged_steps)
+        trainer = EqProp(**common, symmetric=lc.symmetric, nudged_steps=lc.nudged_steps, dropout=lc.dropout)
     d = cfg.dynamics
     if getattr(d, "engine", "clocked") == "events":
         from dynamics.events import EventEngine

@@ -226,7 +226,7 @@ def _recovery_trainer(cfg, setup, seed: int) -> EqProp:
                   persistent=lc.persistent,
                   nudged_steps=lc.nudged_steps, target_on=lc.target_on, target_off=lc.target_off, cost=lc.cost,
                   tau=lc.tau, schedule=cfg.recovery.schedule, lr_final=lc.lr_final, weight_clip=lc.weight_clip,
-                  weight_decay=lc.weight_decay, average=cfg.recovery.average,
+                  weight_decay=lc.weight_decay, average=cfg.recovery.average, dropout=lc.dropout,
                   brake=setup.brake, seed=seed)
 
 

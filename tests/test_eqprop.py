@@ -419,3 +419,51 @@ def test_cosine_batch_schedule_runs_down_to_lr_final_at_the_last_batch(via):
             np.testing.assert_allclose(np.add(seen, seen[::-1]), 1.05)
     with pytest.raises(ValueError, match="cosine_batch"):
         EqProp(schedule="linear")
+
+
+def _dense(t, slots):
+    """An (N, N) dense matrix of per-slot values (empty slots left out)."""
+    i, k = np.nonzero(t.syn.nbr >= 0)
+    m = np.zeros((t.n, t.n))
+    m[i, t.syn.nbr[i, k]] = slots[i, k]
+    return m
+
+
+def test_dropout_step_is_the_exact_gradient_of_the_tissue_with_those_neurons_killed():
+    # A dropout step silences a fresh share of the living hidden neurons for the batch. Its SGD step
+    # must be -lr x the exact (implicit-differentiation, scipy) gradient of a copy of the tissue in
+    # which those neurons are really killed (Tissue.kill: synapses removed), nothing on a synapse or
+    # bias of a silenced neuron, and the tissue must come back whole.
+    t = column((8, 8, 6), seed=0)
+    rng = np.random.default_rng(3)
+    x = rng.random((8, 64))
+    labels = rng.integers(0, 4, 8)
+    tr = EqProp(beta=0.01, lr=0.05, optimizer="sgd", batch_size=8, dropout=0.25, seed=7)
+    hidden = np.flatnonzero((t.role == 0) & t.alive)
+    off = tr.silenced(t, 1)
+    assert len(off) == round(0.25 * len(hidden)) and np.isin(off, hidden).all()
+    assert not np.array_equal(off, tr.silenced(t, 2))                       # a fresh draw per step
+    np.testing.assert_array_equal(off, EqProp(dropout=0.25, seed=7).silenced(t, 1))   # seeded
+    thin = t.copy()
+    thin.kill(off)
+    free = TIGHT.settle(thin, inputs=x)
+    assert free.converged.all()
+    gW, gb = exact_gradient(thin, free.state, one_hot(labels, thin))
+    w0, b0, alive0 = _dense(t, t.syn.w.astype(np.float64)), t.bias.copy(), t.alive.copy()
+    tr.train_step(t, TIGHT, x, labels)
+    np.testing.assert_array_equal(t.alive, alive0)                          # restored
+    t.syn.check()
+    dw = _dense(t, t.syn.w.astype(np.float64)) - w0
+    assert np.abs(dw[off]).max() == 0 and np.abs(dw[:, off]).max() == 0 and np.abs(t.bias - b0)[off].max() == 0
+    ref = -0.05 * _dense(thin, gW)
+    assert np.abs(ref).max() > 1e-6
+    cos = (dw * ref).sum() / np.linalg.norm(dw) / np.linalg.norm(ref)
+    assert cos >= 0.995, cos
+    np.testing.assert_allclose(np.linalg.norm(dw), np.linalg.norm(ref), rtol=0.02)
+    keep = thin.alive & (thin.role != 1)
+    db, rb = (t.bias - b0)[keep], -0.05 * gb[keep]
+    assert db @ rb / np.linalg.norm(db) / np.linalg.norm(rb) >= 0.995
+    with pytest.raises(ValueError, match="dropout"):
+        EqProp(dropout=1.0)
+    with pytest.raises(ValueError, match="rho\\(0\\)"):
+        EqProp(dropout=0.1).silenced(column((3, 3, 3), act="sigmoid", groups=3), 1)
