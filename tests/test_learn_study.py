@@ -93,6 +93,39 @@ def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monk
         run(other, part, resume=True, progress=False)
 
 
+def test_dropout_training_resumes_exactly_and_silences_what_it_says(tmp_path, monkeypatch):
+    """[learning] dropout: every training step's free phase holds the drawn share of the hidden neurons
+    at rest (and only those), and a run killed in its second epoch resumes to the same tissue (the draws
+    follow the checkpointed step count)."""
+    import plasticity.eqprop as E
+
+    cfg = dict(TINY, learning=dict(TINY["learning"], epochs=3, blends=0, alignment_samples=0, dropout=0.25))
+    seen = []
+    orig_phases = E.EqProp.phases
+
+    def spying(self, tissue, engine, x, y, init=None, target=None):
+        free, plus, minus = orig_phases(self, tissue, engine, x, y, init=init, target=target)
+        hidden = np.flatnonzero(tissue.role == 0)
+        off = hidden[~tissue.alive[hidden]]
+        seen.append((len(off), len(hidden), float(np.abs(free.rates[:, off]).max()),
+                     float(np.abs(plus.rates[:, off]).max())))
+        return free, plus, minus
+
+    monkeypatch.setattr(E.EqProp, "phases", spying)
+    full = tmp_path / "full.zarr"
+    run(cfg, full, progress=False)
+    monkeypatch.setattr(E.EqProp, "phases", orig_phases)
+    assert seen and all(k == round(0.25 * n) and a == 0.0 and b == 0.0 for k, n, a, b in seen)
+    assert load_tissue(full).alive.all()                      # silencing never outlives a step
+    part = tmp_path / "part.zarr"
+    _killed_in_second_epoch(cfg, part, monkeypatch)
+    run(cfg, part, resume=True, progress=False)
+    np.testing.assert_array_equal(load_tissue(part).syn.w, load_tissue(full).syn.w)
+    plain = tmp_path / "plain.zarr"
+    run(dict(cfg, learning=dict(cfg["learning"], dropout=0.0)), plain, progress=False)
+    assert np.abs(load_tissue(plain).syn.w - load_tissue(full).syn.w).max() > 1e-4
+
+
 def test_polyak_averaged_training_keeps_the_average_of_the_raw_trajectory_and_resumes(tmp_path, monkeypatch):
     """[learning] average: averaging does not change the raw learning trajectory; the stored tissue
     is the running average of it, recomputed here with numpy from the weights after every step of
@@ -214,6 +247,8 @@ def test_shipped_pruning_sweep_pairs_whole_and_pruned_runs_of_the_digits_study()
     ({"learning": {"prune_target": 0.5, "prune_start": 1, "prune_end": 9}}, "[learning] prune_end"),
     ({"learning": {"prune_target": 0.99}}, "[learning] prune_target"),
     ({"learning": {"prune_by": "fisher"}}, "[learning] prune_by"),
+    ({"learning": {"dropout": 0.95}}, "[learning] dropout"),
+    ({"learning": {"dropout": 0.1, "mode": "continuous"}}, "[learning] dropout"),
     ({"task": {"upsample": 3}}, "[tissue] shape"),
     ({"task": {"name": "mnist"}}, "[task] name"),
     ({"task": {"encoding": "on_off", "upsample": 1}}, "[task] encoding"),
