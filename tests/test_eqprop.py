@@ -421,12 +421,12 @@ def test_cosine_batch_schedule_runs_down_to_lr_final_at_the_last_batch(via):
         EqProp(schedule="linear")
 
 
-def _dense(t, slots):
-    """An (N, N) dense matrix of per-slot values (empty slots left out)."""
-    i, k = np.nonzero(t.syn.nbr >= 0)
-    m = np.zeros((t.n, t.n))
-    m[i, t.syn.nbr[i, k]] = slots[i, k]
-    return m
+def _dense(t, slots=None):
+    """The (N, N) dense matrix of the tissue's weights, or of other per-slot values (``Synapses.to_scipy``)."""
+    from tissue.wiring import Synapses
+
+    syn = t.syn if slots is None else Synapses(t.syn.nbr, np.asarray(slots, np.float64), t.syn.rev)
+    return syn.to_scipy().toarray().astype(np.float64)
 
 
 def test_dropout_step_is_the_exact_gradient_of_the_tissue_with_those_neurons_killed():
@@ -449,11 +449,11 @@ def test_dropout_step_is_the_exact_gradient_of_the_tissue_with_those_neurons_kil
     free = TIGHT.settle(thin, inputs=x)
     assert free.converged.all()
     gW, gb = exact_gradient(thin, free.state, one_hot(labels, thin))
-    w0, b0, alive0 = _dense(t, t.syn.w.astype(np.float64)), t.bias.copy(), t.alive.copy()
+    w0, b0, alive0 = _dense(t), t.bias.copy(), t.alive.copy()
     tr.train_step(t, TIGHT, x, labels)
     np.testing.assert_array_equal(t.alive, alive0)                          # restored
     t.syn.check()
-    dw = _dense(t, t.syn.w.astype(np.float64)) - w0
+    dw = _dense(t) - w0
     assert np.abs(dw[off]).max() == 0 and np.abs(dw[:, off]).max() == 0 and np.abs(t.bias - b0)[off].max() == 0
     ref = -0.05 * _dense(thin, gW)
     assert np.abs(ref).max() > 1e-6
