@@ -6,7 +6,9 @@
 Reads the finished job stores under each ``SWEEP_DIR/jobs``, groups them by the config key
 ``--by`` (dotted, e.g. ``recovery.average``), and prints for each group and each job figure
 (the stores' root attributes, as ``tissue sweep`` writes them) the mean over the runs, its
-standard error and the mean per seed; then, for every group after the first, the difference
+standard error and the mean per seed (with several replicates per seed, also the mean and
+standard error across the per-seed means, the seed being the unit that shares a tissue and a lesion,
+and the mean of replicate 0 alone); then, for every group after the first, the difference
 to the first group paired by (seed, replicate): mean, standard error and how many pairs are
 positive. Runs are identified by ``seed`` and ``[recovery] replicate``; ``--where KEY=VALUE``
 (repeatable; VALUE read as JSON, else as a string; a job run before a key existed has that key's
@@ -100,6 +102,13 @@ def main(argv=None):
             seeds = sorted({s for s, _ in runs})
             per = " / ".join(f"{np.mean([v for (s, _), v in runs.items() if s == q]):.4g}" for q in seeds)
             print(f"  {a.by} = {k}: {x.mean():.4g} (s.e. {se:.2g}, {len(x)} runs; per seed {per})")
+            if len(seeds) > 1 and len(runs) > len(seeds):
+                # runs of one seed share its trained tissue and its lesion: the seed is the unit
+                m = np.array([np.mean([v for (s, _), v in runs.items() if s == q]) for q in seeds])
+                r0 = [v for (_, r), v in runs.items() if r == 0]
+                print(f"    across seeds: {m.mean():.4g} (s.e. {m.std(ddof=1) / np.sqrt(len(m)):.2g} over the "
+                      f"{len(m)} per-seed means); replicate 0 alone: "
+                      + (f"{np.mean(r0):.4g} ({len(r0)} seeds)" if r0 else "none"))
         base = _runs(groups[keys[0]], name)
         for k in keys[1:]:
             other = _runs(groups[k], name)

@@ -498,3 +498,28 @@ def test_a_styled_tissue_recovers_on_the_codes_it_was_trained_on(tmp_path, monke
     live, targets = seen[-1]
     assert len(live) < len(out_all)                                      # the lesion took output voxels
     assert np.array_equal(targets, full[:, np.isin(out_all, live)])
+
+
+def test_shipped_wide_recovery_sweep_stands_on_the_shipped_wide_trainings():
+    """configs/sweep-recovery-wide.toml loads, per seed, the tissue configs/sweep-wide.toml trains: the recovery
+    job's [tissue], [task], [learning] and [dynamics] must equal the training job's as load_trained compares them
+    (else every recovery is refused), and each training job is configs/learn-digits.toml of that seed."""
+    from studies.recovery import _learning_part
+    from studies.sweep import load_sweep
+
+    train = load_sweep("configs/sweep-wide.toml")
+    rec = load_sweep("configs/sweep-recovery-wide.toml")
+    learn = load_config("configs/learn-digits.toml").to_dict()
+    by_seed = {}
+    for job in train.jobs:
+        d = job.config.to_dict()
+        assert d["task"] == learn["task"] and d["tissue"] == learn["tissue"] and d["learning"] == learn["learning"]
+        by_seed[job.config.seed] = _learning_part(json.loads(json.dumps(d)))
+    assert sorted(by_seed) == [0, 1, 2, 3, 4, 5] and len(rec.jobs) == 30
+    for job in rec.jobs:
+        cfg = job.config
+        assert _learning_part(json.loads(json.dumps(cfg.to_dict()))) == by_seed[cfg.seed]
+        assert cfg.recovery.trained.format(seed=cfg.seed) == f"wide/jobs/seed={cfg.seed}.zarr"
+        assert cfg.lesion.kind == "random" and cfg.lesion.fraction == 0.2 and cfg.recovery.epochs == 2
+    names = {job.name for job in train.jobs}
+    assert names == {f"seed={s}" for s in range(6)}
