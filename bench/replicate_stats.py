@@ -100,11 +100,11 @@ def main(argv=None):
                 continue
             se = x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.nan
             seeds = sorted({s for s, _ in runs})
-            per = " / ".join(f"{np.mean([v for (s, _), v in runs.items() if s == q]):.4g}" for q in seeds)
-            print(f"  {a.by} = {k}: {x.mean():.4g} (s.e. {se:.2g}, {len(x)} runs; per seed {per})")
+            m = np.array([np.mean([v for (s, _), v in runs.items() if s == q]) for q in seeds])   # per seed
+            print(f"  {a.by} = {k}: {x.mean():.4g} (s.e. {se:.2g}, {len(x)} runs; per seed "
+                  + " / ".join(f"{v:.4g}" for v in m) + ")")
             if len(seeds) > 1 and len(runs) > len(seeds):
                 # runs of one seed share its trained tissue and its lesion: the seed is the unit
-                m = np.array([np.mean([v for (s, _), v in runs.items() if s == q]) for q in seeds])
                 r0 = [v for (_, r), v in runs.items() if r == 0]
                 print(f"    across seeds: {m.mean():.4g} (s.e. {m.std(ddof=1) / np.sqrt(len(m)):.2g} over the "
                       f"{len(m)} per-seed means); replicate 0 alone: "
